@@ -1,0 +1,388 @@
+//! [`Fleet`]: the poller, the channel actions and the batches as one
+//! machine with one driving vocabulary. This is what drivers run.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use crate::action::{Action, ActionConfig, ActionError, ActionKind, ActionReport, Phase};
+use crate::batch::{plan, BatchError, BatchRun, BatchSpec, BatchTarget};
+use crate::event::Event;
+use crate::ids::{ActionId, BatchId, ChannelId, RequestId, ServerId};
+use crate::model::{ServerConfig, ServerState};
+use crate::poller::{Poller, PollerConfig, ReloadSummary};
+use crate::time::Instant;
+use crate::transport::{Request, Response, TransportError};
+
+/// Settings of a [`Fleet`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FleetConfig {
+    /// The poll schedule.
+    pub poller: PollerConfig,
+    /// Bounds of channel actions.
+    pub action: ActionConfig,
+}
+
+/// A request the driver must send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Hand this back to [`Fleet::handle_response`].
+    pub id: RequestId,
+    /// Where to send it.
+    pub server: Arc<ServerConfig>,
+    /// What to send.
+    pub request: Request,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Route {
+    Poll(RequestId),
+    Action(ActionId),
+}
+
+/// One server as seen at a moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerSnapshot {
+    /// Its configuration.
+    pub config: Arc<ServerConfig>,
+    /// Its state.
+    pub state: ServerState,
+}
+
+/// The whole fleet as seen at a moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FleetSnapshot {
+    /// When it was taken.
+    pub taken_at: Instant,
+    /// The latest sweep started.
+    pub sweep: u64,
+    /// Every server, in configuration order.
+    pub servers: Vec<ServerSnapshot>,
+}
+
+/// An action under way, for display.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionProgress {
+    /// The action.
+    pub action: ActionId,
+    /// The server.
+    pub server: ServerId,
+    /// The channel.
+    pub channel: ChannelId,
+    /// What it does.
+    pub kind: ActionKind,
+    /// Where it is.
+    pub phase: Phase,
+    /// Its batch.
+    pub batch: Option<BatchId>,
+}
+
+/// Poller, actions and batches of one fleet. Inputs: `handle_response`,
+/// `handle_timeout`, and the commands (`refresh`, `submit`, `submit_batch`,
+/// `reload`, `set_maintenance`); outputs: `poll_request`, `poll_event`,
+/// `poll_timeout`. See the [crate docs](crate) for the loop.
+#[derive(Debug)]
+pub struct Fleet {
+    config: FleetConfig,
+    poller: Poller,
+    actions: BTreeMap<ActionId, Action>,
+    locks: BTreeMap<(ServerId, ChannelId), ActionId>,
+    batches: BTreeMap<BatchId, BatchRun>,
+    routes: BTreeMap<RequestId, Route>,
+    events: VecDeque<Event>,
+    next_request: u64,
+    next_action: u64,
+    next_batch: u64,
+}
+
+impl Fleet {
+    /// A fleet of `servers`; the first sweep starts at `now`.
+    pub fn new(config: FleetConfig, servers: Vec<ServerConfig>, now: Instant) -> Self {
+        Fleet {
+            poller: Poller::new(config.poller.clone(), servers, now),
+            config,
+            actions: BTreeMap::new(),
+            locks: BTreeMap::new(),
+            batches: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            events: VecDeque::new(),
+            next_request: 0,
+            next_action: 0,
+            next_batch: 0,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &FleetConfig {
+        &self.config
+    }
+
+    /// The poller, for reading.
+    pub fn poller(&self) -> &Poller {
+        &self.poller
+    }
+
+    /// The next request to send. Action requests come first: they never
+    /// wait behind a sweep.
+    pub fn poll_request(&mut self, now: Instant) -> Option<Transmit> {
+        for (id, action) in self.actions.iter_mut() {
+            if let Some(request) = action.poll_request(now) {
+                let server = action.server().clone();
+                let route = Route::Action(*id);
+                return Some(self.route(route, server, request));
+            }
+        }
+        let poll = self.poller.poll_request(now);
+        self.pump();
+        let poll = poll?;
+        Some(self.route(Route::Poll(poll.id), poll.server, poll.request))
+    }
+
+    fn route(&mut self, route: Route, server: Arc<ServerConfig>, request: Request) -> Transmit {
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        self.routes.insert(id, route);
+        Transmit { id, server, request }
+    }
+
+    /// Feeds back the outcome of a request. Unknown ids are ignored.
+    pub fn handle_response(&mut self, id: RequestId, result: Result<Response, TransportError>, now: Instant) {
+        match self.routes.remove(&id) {
+            Some(Route::Poll(inner)) => self.poller.handle_response(inner, result, now),
+            Some(Route::Action(action)) => {
+                if let Some(a) = self.actions.get_mut(&action) {
+                    if let Some(status) = a.handle_response(result, now) {
+                        let server = a.server().id.clone();
+                        self.poller.observe_status(&server, status, now);
+                    }
+                    if a.is_finished() {
+                        self.finish_action(action, now);
+                    }
+                }
+            }
+            None => {}
+        }
+        self.pump();
+    }
+
+    /// Expires what is overdue and starts what is due. Safe to call early.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.poller.handle_timeout(now);
+        let mut done = Vec::new();
+        for (id, action) in self.actions.iter_mut() {
+            action.handle_timeout(now);
+            if action.is_finished() {
+                done.push(*id);
+            }
+        }
+        for id in done {
+            self.finish_action(id, now);
+        }
+        self.pump();
+    }
+
+    /// When `handle_timeout` or `poll_request` next has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.actions.values().filter_map(Action::poll_timeout).chain(self.poller.poll_timeout()).min()
+    }
+
+    /// The next event, in the order things happened.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.pump();
+        self.events.pop_front()
+    }
+
+    fn pump(&mut self) {
+        while let Some(e) = self.poller.poll_event() {
+            self.events.push_back(e);
+        }
+    }
+
+    /// Asks for a poll of `server` now; [`Event::Refreshed`] follows.
+    pub fn refresh(&mut self, server: &ServerId) -> Result<(), ActionError> {
+        if self.poller.refresh(server) {
+            Ok(())
+        } else {
+            Err(ActionError::ServerNotFound { server: server.clone() })
+        }
+    }
+
+    /// Starts an action on one channel. Refused at once (no request sent)
+    /// for an unknown server, a server in maintenance, a channel beyond the
+    /// known count, or a channel another action holds ([`ActionError::Busy`]).
+    /// [`Event::ActionFinished`] carries the outcome.
+    pub fn submit(
+        &mut self,
+        server: &ServerId,
+        channel: ChannelId,
+        kind: ActionKind,
+        now: Instant,
+    ) -> Result<ActionId, ActionError> {
+        self.submit_inner(server, channel, kind, None, now)
+    }
+
+    fn submit_inner(
+        &mut self,
+        server: &ServerId,
+        channel: ChannelId,
+        kind: ActionKind,
+        batch: Option<BatchId>,
+        now: Instant,
+    ) -> Result<ActionId, ActionError> {
+        let (Some(config), Some(state)) = (self.poller.server(server), self.poller.state(server)) else {
+            return Err(ActionError::ServerNotFound { server: server.clone() });
+        };
+        if state.maintenance {
+            return Err(ActionError::Maintenance { server: server.clone() });
+        }
+        if let Some(holder) = self.locks.get(&(server.clone(), channel)) {
+            return Err(ActionError::Busy { server: server.clone(), channel, holder: *holder });
+        }
+        let known = state.status.as_ref().map(|s| s.channels.len());
+        self.next_action += 1;
+        let id = ActionId(self.next_action);
+        let action = Action::new(id, config.clone(), channel, kind, batch, known, self.config.action.clone(), now)?;
+        self.locks.insert((server.clone(), channel), id);
+        self.actions.insert(id, action);
+        self.events.push_back(Event::ActionStarted { action: id, server: server.clone(), channel, kind, batch });
+        Ok(id)
+    }
+
+    fn finish_action(&mut self, id: ActionId, now: Instant) {
+        let Some(mut action) = self.actions.remove(&id) else { return };
+        self.locks.remove(&(action.server().id.clone(), action.channel()));
+        let Some(report) = action.take_report() else { return };
+        self.events.push_back(Event::ActionFinished { report: report.clone() });
+        if let Some(batch) = report.batch {
+            self.batch_record(batch, id, report, now);
+        }
+    }
+
+    /// The channels a batch would act on, without running it (dry run).
+    pub fn plan_batch(&self, spec: &BatchSpec) -> Result<Vec<BatchTarget>, BatchError> {
+        plan(spec, self.poller.servers().map(|(c, s)| (&**c, s)))
+    }
+
+    /// Starts a batch. Progress and the final report come as events.
+    pub fn submit_batch(&mut self, spec: BatchSpec, now: Instant) -> Result<BatchId, BatchError> {
+        let plan = self.plan_batch(&spec)?;
+        self.next_batch += 1;
+        let id = BatchId(self.next_batch);
+        self.batches.insert(id, BatchRun::new(id, spec, plan, now));
+        self.advance_batch(id, now);
+        Ok(id)
+    }
+
+    fn batch_record(&mut self, batch: BatchId, action: ActionId, report: ActionReport, now: Instant) {
+        let Some(run) = self.batches.get_mut(&batch) else { return };
+        let Some(index) = run.index_of.remove(&action) else { return };
+        let progress = run.record(index, report);
+        self.events.push_back(Event::BatchProgress(progress));
+        self.advance_batch(batch, now);
+    }
+
+    fn advance_batch(&mut self, batch: BatchId, now: Instant) {
+        loop {
+            let Some(run) = self.batches.get_mut(&batch) else { return };
+            if run.is_done() {
+                if let Some(run) = self.batches.remove(&batch) {
+                    let report = run.into_report(now);
+                    self.events.push_back(Event::BatchFinished { report });
+                }
+                return;
+            }
+            if run.stopped.is_some() || run.running.len() >= run.spec.max_parallel {
+                return;
+            }
+            let Some(index) = run.pending.pop_front() else { return };
+            let target = run.plan[index].clone();
+            let kind = run.spec.kind;
+            match self.submit_inner(&target.server, target.channel, kind, Some(batch), now) {
+                Ok(action) => {
+                    if let Some(run) = self.batches.get_mut(&batch) {
+                        run.running.insert(action);
+                        run.index_of.insert(action, index);
+                    }
+                }
+                Err(error) => {
+                    let report = ActionReport::refused(
+                        ActionId(0),
+                        target.server,
+                        target.channel,
+                        kind,
+                        Some(batch),
+                        error,
+                        now,
+                    );
+                    if let Some(run) = self.batches.get_mut(&batch) {
+                        let progress = run.record(index, report);
+                        self.events.push_back(Event::BatchProgress(progress));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Replaces the server list; servers that remain keep their state.
+    /// Actions under way run to their end.
+    pub fn reload(&mut self, servers: Vec<ServerConfig>, now: Instant) -> ReloadSummary {
+        let summary = self.poller.reload(servers, now);
+        self.pump();
+        summary
+    }
+
+    /// Puts a server in or out of maintenance. False for an unknown server.
+    pub fn set_maintenance(&mut self, server: &ServerId, on: bool) -> bool {
+        self.poller.set_maintenance(server, on)
+    }
+
+    /// The state of one server.
+    pub fn state(&self, server: &ServerId) -> Option<&ServerState> {
+        self.poller.state(server)
+    }
+
+    /// The configuration of one server.
+    pub fn server(&self, server: &ServerId) -> Option<&Arc<ServerConfig>> {
+        self.poller.server(server)
+    }
+
+    /// One server as seen now.
+    pub fn server_snapshot(&self, server: &ServerId) -> Option<ServerSnapshot> {
+        let config = self.poller.server(server)?.clone();
+        let state = self.poller.state(server)?.clone();
+        Some(ServerSnapshot { config, state })
+    }
+
+    /// Every server, with its state, as seen now.
+    pub fn snapshot(&self, now: Instant) -> FleetSnapshot {
+        FleetSnapshot {
+            taken_at: now,
+            sweep: self.poller.sweep(),
+            servers: self
+                .poller
+                .servers()
+                .map(|(c, s)| ServerSnapshot { config: c.clone(), state: s.clone() })
+                .collect(),
+        }
+    }
+
+    /// Actions under way.
+    pub fn actions(&self) -> Vec<ActionProgress> {
+        self.actions
+            .values()
+            .map(|a| ActionProgress {
+                action: a.id(),
+                server: a.server().id.clone(),
+                channel: a.channel(),
+                kind: a.kind(),
+                phase: a.phase(),
+                batch: a.batch(),
+            })
+            .collect()
+    }
+
+    /// True when the fleet has no action or batch under way.
+    pub fn is_idle(&self) -> bool {
+        self.actions.is_empty() && self.batches.is_empty()
+    }
+}

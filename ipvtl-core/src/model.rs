@@ -1,0 +1,327 @@
+//! The domain: servers, their channels, and what the core knows about each.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::time::Duration;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ChannelId, ServerId};
+use crate::time::Instant;
+
+/// The IPVTL default port.
+pub const DEFAULT_PORT: u16 = 9527;
+
+/// One server of the fleet, as configured in `servers.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerConfig {
+    /// Unique id (a string; numeric ids are kept as their decimal text).
+    pub id: ServerId,
+    /// Display name; defaults to the id.
+    pub name: String,
+    /// Host name or IP address, without scheme, port or path.
+    pub host: String,
+    /// TCP port, default 9527.
+    pub port: u16,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Free labels, used by batch filters.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl ServerConfig {
+    /// A server with `name = id`, the default port, no description and no tags.
+    pub fn new(id: impl Into<ServerId>, host: impl Into<String>) -> Self {
+        let id = id.into();
+        ServerConfig {
+            name: String::from(id.as_str()),
+            id,
+            host: host.into(),
+            port: DEFAULT_PORT,
+            description: String::new(),
+            tags: Vec::new(),
+        }
+    }
+
+    /// The same server on `port`.
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+}
+
+/// What a channel is doing, as reported in `/status`. Unknown states are
+/// kept verbatim.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum ChannelState {
+    /// Not transcoding.
+    Idle,
+    /// Transcoding.
+    Running,
+    /// Asked to stop, not idle yet.
+    Stopping,
+    /// A state this version does not know, kept as sent.
+    Other(String),
+}
+
+impl ChannelState {
+    /// Parses a state string; anything unknown becomes [`ChannelState::Other`].
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "idle" => ChannelState::Idle,
+            "running" => ChannelState::Running,
+            "stopping" => ChannelState::Stopping,
+            other => ChannelState::Other(String::from(other)),
+        }
+    }
+
+    /// The state as the server spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ChannelState::Idle => "idle",
+            ChannelState::Running => "running",
+            ChannelState::Stopping => "stopping",
+            ChannelState::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for ChannelState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ChannelState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChannelState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(ChannelState::parse(&s))
+    }
+}
+
+/// Numbers parsed from a running channel's status text
+/// (`HH:MM:SS <fps>fps@<kbps>Kbps`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChannelStats {
+    /// Time the channel has been running, in seconds.
+    pub uptime_s: u64,
+    /// Frames per second.
+    pub fps: f32,
+    /// Output bitrate in kbit/s.
+    pub kbps: f32,
+}
+
+/// One channel of a server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Channel {
+    /// 1-based channel number (position in `channels` + 1).
+    pub id: ChannelId,
+    /// Current state.
+    pub state: ChannelState,
+    /// The raw status text, always kept.
+    pub status: String,
+    /// Numbers parsed from `status`, when it matches the usual format.
+    pub stats: Option<ChannelStats>,
+    /// Fields this version does not know, kept as sent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// One `/status` answer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Per-core CPU usage in percent.
+    pub cpu: Vec<f32>,
+    /// Channels in server order.
+    pub channels: Vec<Channel>,
+    /// Top-level fields this version does not know, kept as sent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl Status {
+    /// Mean CPU usage over all cores, `None` when no core is reported.
+    pub fn cpu_avg(&self) -> Option<f32> {
+        if self.cpu.is_empty() {
+            return None;
+        }
+        Some(self.cpu.iter().sum::<f32>() / self.cpu.len() as f32)
+    }
+
+    /// Channel `id`, if the server reported that many channels.
+    pub fn channel(&self, id: ChannelId) -> Option<&Channel> {
+        self.channels.get(id.index())
+    }
+
+    /// How many channels are in `state`.
+    pub fn count_in(&self, state: &ChannelState) -> usize {
+        self.channels.iter().filter(|c| &c.state == state).count()
+    }
+}
+
+/// A server's health as the poller sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Health {
+    /// Not polled yet (or not enough results to decide).
+    #[default]
+    Unknown,
+    /// Answering `/status` with a good body.
+    Online,
+    /// Not reachable: refused, timed out, reset, for `offline_after` polls in a row.
+    Offline,
+    /// Reachable but answering garbage (HTTP error, malformed or oversized body).
+    Error,
+}
+
+impl Health {
+    /// Lower-case name, as in the dashboard API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Online => "online",
+            Health::Offline => "offline",
+            Health::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why one poll of a server failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PollError {
+    /// The connection could not be made (refused, unreachable, DNS).
+    Connect {
+        /// What the transport said.
+        message: String,
+    },
+    /// No complete answer within the timeout.
+    Timeout {
+        /// The timeout that expired, in milliseconds.
+        after_ms: u64,
+    },
+    /// The connection broke mid-exchange (reset, truncated).
+    Io {
+        /// What the transport said.
+        message: String,
+    },
+    /// The server answered with a non-2xx HTTP status.
+    Http {
+        /// The HTTP status code.
+        code: u16,
+    },
+    /// The body was not a usable `/status` document.
+    Malformed {
+        /// What was wrong, with the position.
+        message: String,
+    },
+    /// The body exceeded the size cap.
+    TooLarge {
+        /// The cap in bytes.
+        limit: u64,
+    },
+}
+
+impl PollError {
+    /// True when the server could not be reached at all (counts toward
+    /// `offline`); false when it answered but badly (counts toward `error`).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, PollError::Connect { .. } | PollError::Timeout { .. } | PollError::Io { .. })
+    }
+
+    /// A short machine-readable kind: `connect`, `timeout`, `io`, `http`,
+    /// `malformed`, `too_large`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PollError::Connect { .. } => "connect",
+            PollError::Timeout { .. } => "timeout",
+            PollError::Io { .. } => "io",
+            PollError::Http { .. } => "http",
+            PollError::Malformed { .. } => "malformed",
+            PollError::TooLarge { .. } => "too_large",
+        }
+    }
+}
+
+impl fmt::Display for PollError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PollError::Connect { message } => write!(f, "connection failed: {message}"),
+            PollError::Timeout { after_ms } => write!(f, "no answer within {after_ms} ms"),
+            PollError::Io { message } => write!(f, "connection broke: {message}"),
+            PollError::Http { code } => write!(f, "server answered HTTP {code}"),
+            PollError::Malformed { message } => write!(f, "malformed /status body: {message}"),
+            PollError::TooLarge { limit } => write!(f, "/status body larger than {limit} bytes"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for PollError {}
+
+/// Everything the poller knows about one server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerState {
+    /// Current health.
+    pub health: Health,
+    /// The last good status; kept when a later poll fails.
+    pub status: Option<Status>,
+    /// When the last good status arrived.
+    pub last_ok_at: Option<Instant>,
+    /// When the last poll (good or bad) finished.
+    pub last_poll_at: Option<Instant>,
+    /// Round-trip time of the last poll.
+    pub latency: Option<Duration>,
+    /// Polls failed in a row.
+    pub consecutive_failures: u32,
+    /// Why the last poll failed; `None` after a good poll.
+    pub error: Option<PollError>,
+    /// True while the server is in maintenance: polled, but no health alarms
+    /// and no actions.
+    pub maintenance: bool,
+}
+
+impl Default for ServerState {
+    fn default() -> Self {
+        ServerState {
+            health: Health::Unknown,
+            status: None,
+            last_ok_at: None,
+            last_poll_at: None,
+            latency: None,
+            consecutive_failures: 0,
+            error: None,
+            maintenance: false,
+        }
+    }
+}
+
+impl ServerState {
+    /// True when `status` is older than the last poll (that poll failed).
+    pub fn is_stale(&self) -> bool {
+        self.status.is_some() && self.error.is_some()
+    }
+
+    /// Age of the last good status at `now`.
+    pub fn status_age(&self, now: Instant) -> Option<Duration> {
+        self.last_ok_at.map(|t| now.saturating_since(t))
+    }
+}

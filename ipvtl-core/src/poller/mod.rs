@@ -1,0 +1,503 @@
+//! The sans-IO poller: owns the `/status` schedule of a whole fleet.
+//!
+//! Rules it enforces:
+//! - A *sweep* starts every `interval`, measured from the previous sweep's
+//!   start (not its end). Every eligible server is queued once per sweep; a
+//!   sweep never starts while the previous one still has servers waiting for
+//!   a slot, so the queue never grows beyond the fleet.
+//! - At most `max_concurrent` sweep polls are in flight. On-demand refreshes
+//!   use a separate lane of `max_priority` slots so they never wait behind a
+//!   sweep; they also jump any backoff.
+//! - A server that keeps failing sits out sweeps: after `f` failures in a row
+//!   it skips `2^(f-1) - 1` sweeps, capped at `backoff_max`.
+//! - Health changes only after `offline_after` failures in a row
+//!   (hysteresis); one good answer brings a server back online.
+//! - A failed poll keeps the last good status; [`ServerState::is_stale`]
+//!   reports it and [`ServerState::status_age`] its age.
+//! - Every poll ends exactly once: by `handle_response`, or by
+//!   `handle_timeout` when the transport overran `timeout + grace`.
+
+mod observe;
+mod schedule;
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use crate::event::Event;
+use crate::ids::{RequestId, ServerId};
+use crate::model::{PollError, ServerConfig, ServerState, Status};
+use crate::parse::parse_status;
+use crate::time::Instant;
+use crate::transport::{Request, RequestKind, Response, TransportError};
+
+pub use schedule::SweepStats;
+
+/// Settings of the poller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PollerConfig {
+    /// Time between sweep starts.
+    pub interval: Duration,
+    /// Per-request timeout handed to the transport.
+    pub timeout: Duration,
+    /// Sweep polls in flight at most.
+    pub max_concurrent: usize,
+    /// On-demand refreshes in flight at most (a lane of their own).
+    pub max_priority: usize,
+    /// Longest a failing server is left out.
+    pub backoff_max: Duration,
+    /// Failures in a row before a server is marked offline or error.
+    pub offline_after: u32,
+    /// Slack over `timeout` before the poller gives up on a transport that
+    /// did not answer at all.
+    pub grace: Duration,
+}
+
+impl Default for PollerConfig {
+    fn default() -> Self {
+        PollerConfig {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(3),
+            max_concurrent: 64,
+            max_priority: 16,
+            backoff_max: Duration::from_secs(60),
+            offline_after: 2,
+            grace: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A `/status` poll the driver must send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PollRequest {
+    /// Hand this back to [`Poller::handle_response`].
+    pub id: RequestId,
+    /// Where to send it.
+    pub server: Arc<ServerConfig>,
+    /// What to send.
+    pub request: Request,
+}
+
+/// What a reload changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Servers that are new.
+    pub added: Vec<ServerId>,
+    /// Servers that are gone.
+    pub removed: Vec<ServerId>,
+    /// Servers whose address changed (their state starts over).
+    pub changed: Vec<ServerId>,
+    /// Servers kept with their state.
+    pub kept: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lane {
+    Sweep,
+    Priority,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    server: ServerId,
+    sent_at: Instant,
+    deadline: Instant,
+    lane: Lane,
+    /// The sweep this poll counts for, if any.
+    sweep: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    config: Arc<ServerConfig>,
+    state: ServerState,
+    in_flight: Option<RequestId>,
+    /// Queued in the current sweep, not sent yet.
+    queued: bool,
+    /// Waiting in (or served from) the priority lane.
+    refresh: Refresh,
+    /// Left out of sweeps up to and including this one.
+    skip_until_sweep: u64,
+    /// Per channel: already reported as stalled.
+    stalled: Vec<bool>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refresh {
+    None,
+    /// Somebody asked; report `Refreshed` when the next poll ends.
+    Requested,
+    /// Poll soon, but nobody waits for it (a server added by reload).
+    Soon,
+}
+
+/// The fleet's poll schedule and the state of every server. See the
+/// [module docs](self) for the rules.
+#[derive(Debug)]
+pub struct Poller {
+    config: PollerConfig,
+    order: Vec<ServerId>,
+    servers: BTreeMap<ServerId, Entry>,
+    in_flight: BTreeMap<RequestId, InFlight>,
+    queue: VecDeque<ServerId>,
+    priority: VecDeque<ServerId>,
+    sweep_in_flight: usize,
+    priority_in_flight: usize,
+    schedule: schedule::Schedule,
+    events: VecDeque<Event>,
+    next_request: u64,
+}
+
+impl Poller {
+    /// A poller for `servers`; the first sweep starts at `now`.
+    pub fn new(config: PollerConfig, servers: Vec<ServerConfig>, now: Instant) -> Self {
+        let mut poller = Poller {
+            config,
+            order: Vec::new(),
+            servers: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            queue: VecDeque::new(),
+            priority: VecDeque::new(),
+            sweep_in_flight: 0,
+            priority_in_flight: 0,
+            schedule: schedule::Schedule::new(now),
+            events: VecDeque::new(),
+            next_request: 0,
+        };
+        for server in servers {
+            poller.order.push(server.id.clone());
+            poller.servers.insert(server.id.clone(), Entry::new(server));
+        }
+        poller
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &PollerConfig {
+        &self.config
+    }
+
+    /// Changes the settings; takes effect from the next request and sweep.
+    pub fn set_config(&mut self, config: PollerConfig) {
+        self.config = config;
+    }
+
+    /// The next poll to send, if a slot is free and one is due.
+    pub fn poll_request(&mut self, now: Instant) -> Option<PollRequest> {
+        self.maybe_start_sweep(now);
+        while self.priority_in_flight < self.config.max_priority {
+            let Some(id) = self.priority.pop_front() else { break };
+            let Some(entry) = self.servers.get_mut(&id) else { continue };
+            if entry.in_flight.is_some() {
+                continue; // the poll under way serves the refresh
+            }
+            let sweep = entry.queued.then(|| self.schedule.current());
+            entry.queued = false;
+            return Some(self.send(id, Lane::Priority, sweep, now));
+        }
+        while self.sweep_in_flight < self.config.max_concurrent {
+            let Some(id) = self.queue.pop_front() else { break };
+            let Some(entry) = self.servers.get_mut(&id) else {
+                if let Some(done) = self.schedule.skip_queued(now) {
+                    self.events.push_back(done);
+                }
+                continue;
+            };
+            if !entry.queued {
+                continue; // a refresh took it already, and counted for the sweep
+            }
+            entry.queued = false;
+            let sweep = Some(self.schedule.current());
+            return Some(self.send(id, Lane::Sweep, sweep, now));
+        }
+        None
+    }
+
+    fn send(&mut self, id: ServerId, lane: Lane, sweep: Option<u64>, now: Instant) -> PollRequest {
+        self.next_request += 1;
+        let request_id = RequestId(self.next_request);
+        let entry = self.servers.get_mut(&id).expect("caller checked the server exists");
+        entry.in_flight = Some(request_id);
+        let server = entry.config.clone();
+        match lane {
+            Lane::Sweep => self.sweep_in_flight += 1,
+            Lane::Priority => self.priority_in_flight += 1,
+        }
+        let deadline = now + self.config.timeout + self.config.grace;
+        self.in_flight.insert(request_id, InFlight { server: id, sent_at: now, deadline, lane, sweep });
+        PollRequest {
+            id: request_id,
+            server,
+            request: Request { kind: RequestKind::Status, timeout: self.config.timeout },
+        }
+    }
+
+    /// Feeds back the outcome of a poll. Unknown or late ids are ignored.
+    pub fn handle_response(&mut self, id: RequestId, result: Result<Response, TransportError>, now: Instant) {
+        let Some(flight) = self.in_flight.remove(&id) else { return };
+        let outcome = classify(result, self.config.timeout);
+        self.finish(id, flight, outcome, now);
+    }
+
+    /// Expires polls the transport never answered and starts a due sweep.
+    /// Safe to call at any time.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let expired: Vec<RequestId> =
+            self.in_flight.iter().filter(|(_, f)| f.deadline <= now).map(|(id, _)| *id).collect();
+        for id in expired {
+            if let Some(flight) = self.in_flight.remove(&id) {
+                let after_ms = self.config.timeout.as_millis() as u64;
+                self.finish(id, flight, Err(PollError::Timeout { after_ms }), now);
+            }
+        }
+        self.maybe_start_sweep(now);
+    }
+
+    /// When `handle_timeout` next has work: the next sweep or the earliest
+    /// poll deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let deadline = self.in_flight.values().map(|f| f.deadline).min();
+        let sweep = self.queue.is_empty().then(|| self.schedule.next_start());
+        match (deadline, sweep) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Asks for a poll of `server` now, ahead of the sweep and any backoff.
+    /// A [`Event::Refreshed`] follows when it ends. Returns false for an
+    /// unknown server.
+    pub fn refresh(&mut self, server: &ServerId) -> bool {
+        let Some(entry) = self.servers.get_mut(server) else { return false };
+        if entry.refresh == Refresh::None || entry.refresh == Refresh::Soon {
+            if entry.refresh == Refresh::None {
+                self.priority.push_back(server.clone());
+            }
+            entry.refresh = Refresh::Requested;
+        }
+        true
+    }
+
+    /// State of one server.
+    pub fn state(&self, server: &ServerId) -> Option<&ServerState> {
+        self.servers.get(server).map(|e| &e.state)
+    }
+
+    /// Configuration of one server.
+    pub fn server(&self, server: &ServerId) -> Option<&Arc<ServerConfig>> {
+        self.servers.get(server).map(|e| &e.config)
+    }
+
+    /// Every server in configuration order, with its state.
+    pub fn servers(&self) -> impl Iterator<Item = (&Arc<ServerConfig>, &ServerState)> + '_ {
+        self.order.iter().filter_map(|id| self.servers.get(id)).map(|e| (&e.config, &e.state))
+    }
+
+    /// How many servers.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// True for an empty fleet.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Polls in flight: (sweep lane, priority lane).
+    pub fn in_flight(&self) -> (usize, usize) {
+        (self.sweep_in_flight, self.priority_in_flight)
+    }
+
+    /// Number of the current (latest started) sweep; 0 before the first.
+    pub fn sweep(&self) -> u64 {
+        self.schedule.current()
+    }
+
+    /// Puts a server in or out of maintenance: still polled, but no health,
+    /// stall or reboot events. Returns false for an unknown server.
+    pub fn set_maintenance(&mut self, server: &ServerId, on: bool) -> bool {
+        match self.servers.get_mut(server) {
+            Some(entry) => {
+                entry.state.maintenance = on;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Feeds a status observed outside the schedule (an action watching a
+    /// channel): updates the state and emits channel events.
+    pub fn observe_status(&mut self, server: &ServerId, status: Status, now: Instant) {
+        if let Some(entry) = self.servers.get_mut(server) {
+            observe::success(entry, status, None, now, &mut self.events);
+        }
+    }
+
+    /// Replaces the server list. Servers that remain (same id, host and
+    /// port) keep their state; new ones are polled at once.
+    pub fn reload(&mut self, servers: Vec<ServerConfig>, now: Instant) -> ReloadSummary {
+        let mut summary = ReloadSummary::default();
+        let mut next: BTreeMap<ServerId, Entry> = BTreeMap::new();
+        let mut order = Vec::with_capacity(servers.len());
+        for server in servers {
+            let id = server.id.clone();
+            order.push(id.clone());
+            let entry = match self.servers.remove(&id) {
+                Some(mut old) if old.config.host == server.host && old.config.port == server.port => {
+                    summary.kept += 1;
+                    old.config = Arc::new(server);
+                    old
+                }
+                Some(_) => {
+                    summary.changed.push(id.clone());
+                    self.priority.push_back(id.clone());
+                    Entry::new(server).with_refresh(Refresh::Soon)
+                }
+                None => {
+                    summary.added.push(id.clone());
+                    self.priority.push_back(id.clone());
+                    Entry::new(server).with_refresh(Refresh::Soon)
+                }
+            };
+            next.insert(id, entry);
+        }
+        summary.removed = self.order.iter().filter(|id| self.servers.contains_key(*id)).cloned().collect();
+        // Polls still in flight for removed or changed servers end unseen.
+        let servers = &next;
+        let stale: Vec<RequestId> = self
+            .in_flight
+            .iter()
+            .filter(|(id, f)| servers.get(&f.server).map_or(true, |e| e.in_flight != Some(**id)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            if let Some(flight) = self.in_flight.remove(&id) {
+                self.release(&flight, now);
+            }
+        }
+        self.servers = next;
+        self.order = order;
+        // Queued servers that went away (or start over) leave the sweep.
+        let before = self.queue.len();
+        let servers = &self.servers;
+        self.queue.retain(|id| servers.get(id).is_some_and(|e| e.queued));
+        for _ in self.queue.len()..before {
+            if let Some(done) = self.schedule.skip_queued(now) {
+                self.events.push_back(done);
+            }
+        }
+        summary
+    }
+
+    fn release(&mut self, flight: &InFlight, now: Instant) {
+        match flight.lane {
+            Lane::Sweep => self.sweep_in_flight -= 1,
+            Lane::Priority => self.priority_in_flight -= 1,
+        }
+        if let Some(sweep) = flight.sweep {
+            if let Some(done) = self.schedule.poll_ended(sweep, None, now) {
+                self.events.push_back(done);
+            }
+        }
+    }
+
+    fn finish(&mut self, id: RequestId, flight: InFlight, outcome: Result<Status, PollError>, now: Instant) {
+        let latency = now.saturating_since(flight.sent_at);
+        let ok = outcome.is_ok();
+        if let Some(entry) = self.servers.get_mut(&flight.server).filter(|e| e.in_flight == Some(id)) {
+            entry.in_flight = None;
+            let error = match outcome {
+                Ok(status) => {
+                    observe::success(entry, status, Some(latency), now, &mut self.events);
+                    None
+                }
+                Err(e) => {
+                    observe::failure(entry, e.clone(), latency, now, self.config.offline_after, &mut self.events);
+                    entry.skip_until_sweep = self.schedule.current()
+                        + self::schedule::backoff_skips(
+                            entry.state.consecutive_failures,
+                            self.config.interval,
+                            self.config.backoff_max,
+                        );
+                    Some(e)
+                }
+            };
+            match entry.refresh {
+                Refresh::Requested => {
+                    self.events.push_back(Event::Refreshed { server: flight.server.clone(), error });
+                    entry.refresh = Refresh::None;
+                }
+                Refresh::Soon => entry.refresh = Refresh::None,
+                Refresh::None => {}
+            }
+        }
+        match flight.lane {
+            Lane::Sweep => self.sweep_in_flight -= 1,
+            Lane::Priority => self.priority_in_flight -= 1,
+        }
+        if let Some(sweep) = flight.sweep {
+            if let Some(done) = self.schedule.poll_ended(sweep, Some(ok), now) {
+                self.events.push_back(done);
+            }
+        }
+    }
+
+    fn maybe_start_sweep(&mut self, now: Instant) {
+        if !self.queue.is_empty() || now < self.schedule.next_start() {
+            return;
+        }
+        let number = self.schedule.current() + 1;
+        let mut queued = 0;
+        let mut skipped = 0;
+        for id in &self.order {
+            let Some(entry) = self.servers.get_mut(id) else { continue };
+            if entry.in_flight.is_some() || entry.skip_until_sweep >= number {
+                skipped += 1;
+                continue;
+            }
+            entry.queued = true;
+            self.queue.push_back(id.clone());
+            queued += 1;
+        }
+        if let Some(done) = self.schedule.start(now, self.config.interval, queued, skipped) {
+            self.events.push_back(done);
+        }
+    }
+}
+
+impl Entry {
+    fn new(config: ServerConfig) -> Self {
+        Entry {
+            config: Arc::new(config),
+            state: ServerState::default(),
+            in_flight: None,
+            queued: false,
+            refresh: Refresh::None,
+            skip_until_sweep: 0,
+            stalled: Vec::new(),
+        }
+    }
+
+    fn with_refresh(mut self, refresh: Refresh) -> Self {
+        self.refresh = refresh;
+        self
+    }
+}
+
+/// Turns a transport outcome into a status or the reason there is none.
+pub fn classify(result: Result<Response, TransportError>, timeout: Duration) -> Result<Status, PollError> {
+    match result {
+        Err(e) => Err(e.to_poll_error(timeout)),
+        Ok(resp) if !resp.is_success() => Err(PollError::Http { code: resp.code }),
+        Ok(resp) => parse_status(&resp.body)
+            .map_err(|e| PollError::Malformed { message: alloc::string::ToString::to_string(&e) }),
+    }
+}
+
+#[cfg(test)]
+mod tests;
