@@ -154,6 +154,10 @@ impl Fleet {
                     if let Some(status) = a.handle_response(result, now) {
                         let server = a.server().id.clone();
                         self.poller.observe_status(&server, status, now);
+                        // Channel changes first, then the action's end.
+                        while let Some(e) = self.poller.poll_event() {
+                            self.events.push_back(e);
+                        }
                     }
                     if a.is_finished() {
                         self.finish_action(action, now);
@@ -329,6 +333,19 @@ impl Fleet {
         let summary = self.poller.reload(servers, now);
         self.pump();
         summary
+    }
+
+    /// Turns automatic sweeps on or off (see [`Poller::set_auto_sweep`]).
+    pub fn set_auto_sweep(&mut self, on: bool) {
+        self.poller.set_auto_sweep(on);
+    }
+
+    /// Starts a sweep now; returns the sweep number whose
+    /// [`Event::SweepFinished`] to wait for (see [`Poller::sweep_now`]).
+    pub fn sweep_now(&mut self, now: Instant) -> u64 {
+        let sweep = self.poller.sweep_now(now);
+        self.pump();
+        sweep
     }
 
     /// Puts a server in or out of maintenance. False for an unknown server.

@@ -43,8 +43,8 @@ impl fmt::Display for ConfigError {
                 write!(f, "invalid JSON at line {} column {}: {message}", position.line, position.column)
             }
             ConfigError::Shape { message } => f.write_str(message),
-            ConfigError::Entry { index, id: Some(id), reason } => write!(f, "server #{index} (id {id:?}): {reason}"),
-            ConfigError::Entry { index, id: None, reason } => write!(f, "server #{index}: {reason}"),
+            ConfigError::Entry { index, id: Some(id), reason } => write!(f, "servers[{index}] (id {id:?}): {reason}"),
+            ConfigError::Entry { index, id: None, reason } => write!(f, "servers[{index}]: {reason}"),
         }
     }
 }

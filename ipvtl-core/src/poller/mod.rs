@@ -27,7 +27,7 @@ use core::time::Duration;
 
 use crate::event::Event;
 use crate::ids::{RequestId, ServerId};
-use crate::model::{PollError, ServerConfig, ServerState, Status};
+use crate::model::{Health, PollError, ServerConfig, ServerState, Status};
 use crate::parse::parse_status;
 use crate::time::Instant;
 use crate::transport::{Request, RequestKind, Response, TransportError};
@@ -119,8 +119,19 @@ struct Entry {
     refresh: Refresh,
     /// Left out of sweeps up to and including this one.
     skip_until_sweep: u64,
-    /// Per channel: already reported as stalled.
-    stalled: Vec<bool>,
+    /// Per channel: stall tracking.
+    channels: Vec<ChannelTrack>,
+    /// The health last announced by an event.
+    announced: Health,
+}
+
+/// What the poller remembers of one channel between polls.
+#[derive(Clone, Copy, Debug, Default)]
+struct ChannelTrack {
+    /// Already reported as stalled.
+    stalled: bool,
+    /// Uptime while running, and since when it has had that value.
+    uptime: Option<(u64, Instant)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +158,7 @@ pub struct Poller {
     schedule: schedule::Schedule,
     events: VecDeque<Event>,
     next_request: u64,
+    auto_sweep: bool,
 }
 
 impl Poller {
@@ -164,6 +176,7 @@ impl Poller {
             schedule: schedule::Schedule::new(now),
             events: VecDeque::new(),
             next_request: 0,
+            auto_sweep: true,
         };
         for server in servers {
             poller.order.push(server.id.clone());
@@ -257,7 +270,7 @@ impl Poller {
     /// poll deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let deadline = self.in_flight.values().map(|f| f.deadline).min();
-        let sweep = self.queue.is_empty().then(|| self.schedule.next_start());
+        let sweep = (self.auto_sweep && self.queue.is_empty()).then(|| self.schedule.next_start());
         match (deadline, sweep) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -324,6 +337,10 @@ impl Poller {
         match self.servers.get_mut(server) {
             Some(entry) => {
                 entry.state.maintenance = on;
+                if !on {
+                    let error = entry.state.error.clone();
+                    observe::announce_health(entry, error, &mut self.events);
+                }
                 true
             }
             None => false,
@@ -342,6 +359,9 @@ impl Poller {
     /// port) keep their state; new ones are polled at once.
     pub fn reload(&mut self, servers: Vec<ServerConfig>, now: Instant) -> ReloadSummary {
         let mut summary = ReloadSummary::default();
+        // Servers still waiting in the sweep queue (a refresh may have taken
+        // some already: their entries are stale and were counted).
+        let waiting = self.queue.iter().filter(|id| self.servers.get(*id).is_some_and(|e| e.queued)).count();
         let mut next: BTreeMap<ServerId, Entry> = BTreeMap::new();
         let mut order = Vec::with_capacity(servers.len());
         for server in servers {
@@ -353,10 +373,12 @@ impl Poller {
                     old.config = Arc::new(server);
                     old
                 }
-                Some(_) => {
+                Some(old) => {
                     summary.changed.push(id.clone());
                     self.priority.push_back(id.clone());
-                    Entry::new(server).with_refresh(Refresh::Soon)
+                    // Whoever asked for a refresh still gets its `Refreshed`.
+                    let refresh = if old.refresh == Refresh::Requested { Refresh::Requested } else { Refresh::Soon };
+                    Entry::new(server).with_refresh(refresh)
                 }
                 None => {
                     summary.added.push(id.clone());
@@ -367,6 +389,12 @@ impl Poller {
             next.insert(id, entry);
         }
         summary.removed = self.order.iter().filter(|id| self.servers.contains_key(*id)).cloned().collect();
+        // Whoever waits for a refresh of a removed server gets an answer.
+        for id in &summary.removed {
+            if self.servers.get(id).is_some_and(|e| e.refresh == Refresh::Requested) {
+                self.events.push_back(Event::Refreshed { server: id.clone(), error: None });
+            }
+        }
         // Polls still in flight for removed or changed servers end unseen.
         let servers = &next;
         let stale: Vec<RequestId> = self
@@ -383,10 +411,9 @@ impl Poller {
         self.servers = next;
         self.order = order;
         // Queued servers that went away (or start over) leave the sweep.
-        let before = self.queue.len();
         let servers = &self.servers;
         self.queue.retain(|id| servers.get(id).is_some_and(|e| e.queued));
-        for _ in self.queue.len()..before {
+        for _ in self.queue.len()..waiting {
             if let Some(done) = self.schedule.skip_queued(now) {
                 self.events.push_back(done);
             }
@@ -447,10 +474,29 @@ impl Poller {
         }
     }
 
-    fn maybe_start_sweep(&mut self, now: Instant) {
-        if !self.queue.is_empty() || now < self.schedule.next_start() {
-            return;
+    /// Turns automatic sweeps on (the default) or off. With them off, the
+    /// poller only polls on [`Poller::sweep_now`] and refreshes.
+    pub fn set_auto_sweep(&mut self, on: bool) {
+        self.auto_sweep = on;
+    }
+
+    /// Starts a sweep at once, unless one still has servers waiting for a
+    /// slot (that one is fresh enough). Returns the number of the sweep to
+    /// wait for: a [`Event::SweepFinished`] with that number follows.
+    pub fn sweep_now(&mut self, now: Instant) -> u64 {
+        if self.queue.is_empty() {
+            self.start_sweep(now);
         }
+        self.schedule.current()
+    }
+
+    fn maybe_start_sweep(&mut self, now: Instant) {
+        if self.auto_sweep && self.queue.is_empty() && now >= self.schedule.next_start() {
+            self.start_sweep(now);
+        }
+    }
+
+    fn start_sweep(&mut self, now: Instant) {
         let number = self.schedule.current() + 1;
         let mut queued = 0;
         let mut skipped = 0;
@@ -479,7 +525,8 @@ impl Entry {
             queued: false,
             refresh: Refresh::None,
             skip_until_sweep: 0,
-            stalled: Vec::new(),
+            channels: Vec::new(),
+            announced: Health::Unknown,
         }
     }
 

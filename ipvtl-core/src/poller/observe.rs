@@ -5,14 +5,14 @@ use alloc::collections::VecDeque;
 use alloc::vec;
 use core::time::Duration;
 
-use super::Entry;
+use super::{ChannelTrack, Entry};
 use crate::event::{Event, StallReason};
 use crate::ids::ChannelId;
-use crate::model::{ChannelState, Health, PollError, Status};
+use crate::model::{Channel, ChannelState, Health, PollError, Status};
 use crate::time::Instant;
 
-/// Uptime must advance across polls this far apart before "not advancing"
-/// means stalled (the status text has a resolution of one second).
+/// A running channel whose uptime has not changed for this long is stalled
+/// (the status text has a resolution of one second).
 const FROZEN_AFTER: Duration = Duration::from_millis(1_500);
 
 pub(super) fn success(
@@ -24,7 +24,6 @@ pub(super) fn success(
 ) {
     let server = &entry.config.id;
     let alarms = !entry.state.maintenance;
-    let elapsed = entry.state.last_ok_at.map(|t| now.saturating_since(t));
     if let Some(old) = &entry.state.status {
         for (i, new_ch) in status.channels.iter().enumerate() {
             let Some(old_ch) = old.channels.get(i) else { continue };
@@ -41,14 +40,18 @@ pub(super) fn success(
             events.push_back(Event::ServerRebooted { server: server.clone() });
         }
     }
-    if entry.stalled.len() != status.channels.len() {
-        entry.stalled = vec![false; status.channels.len()];
+    if entry.channels.len() != status.channels.len() {
+        entry.channels = vec![ChannelTrack::default(); status.channels.len()];
     }
     for (i, ch) in status.channels.iter().enumerate() {
-        let reason = stall_reason(entry.state.status.as_ref(), &status, i, elapsed);
-        let was = core::mem::replace(&mut entry.stalled[i], reason.is_some());
+        let track = &mut entry.channels[i];
+        let reason = stall_reason(ch, track, now);
+        let uptime = ch.stats.map(|s| s.uptime_s).filter(|_| ch.state == ChannelState::Running);
+        if uptime.is_none() || track.uptime.map(|(u, _)| u) != uptime {
+            track.uptime = uptime.map(|u| (u, now));
+        }
+        let was = core::mem::replace(&mut track.stalled, reason.is_some());
         if let (Some(reason), false, true) = (reason, was, alarms) {
-            let _ = ch;
             events.push_back(Event::ChannelStalled {
                 server: server.clone(),
                 channel: ChannelId::from_index(i),
@@ -66,6 +69,8 @@ pub(super) fn success(
     }
     state.consecutive_failures = 0;
     state.error = None;
+    // A server that answers is no longer backed off.
+    entry.skip_until_sweep = 0;
 }
 
 pub(super) fn failure(
@@ -88,14 +93,23 @@ pub(super) fn failure(
 }
 
 fn set_health(entry: &mut Entry, to: Health, error: Option<PollError>, events: &mut VecDeque<Event>) {
-    let from = core::mem::replace(&mut entry.state.health, to);
-    if from != to && !entry.state.maintenance {
+    entry.state.health = to;
+    if !entry.state.maintenance {
+        announce_health(entry, error, events);
+    }
+}
+
+/// Emits the change from the last announced health to the current one, if
+/// any (also used when maintenance ends, to catch up silently made changes).
+pub(super) fn announce_health(entry: &mut Entry, error: Option<PollError>, events: &mut VecDeque<Event>) {
+    let to = entry.state.health;
+    let from = core::mem::replace(&mut entry.announced, to);
+    if from != to {
         events.push_back(Event::HealthChanged { server: entry.config.id.clone(), from, to, error });
     }
 }
 
-fn stall_reason(old: Option<&Status>, new: &Status, i: usize, elapsed: Option<Duration>) -> Option<StallReason> {
-    let ch = &new.channels[i];
+fn stall_reason(ch: &Channel, track: &ChannelTrack, now: Instant) -> Option<StallReason> {
     if ch.state != ChannelState::Running {
         return None;
     }
@@ -103,12 +117,8 @@ fn stall_reason(old: Option<&Status>, new: &Status, i: usize, elapsed: Option<Du
     if stats.fps <= 0.0 {
         return Some(StallReason::ZeroFps);
     }
-    let old_ch = old?.channels.get(i)?;
-    let old_stats = old_ch.stats?;
-    let frozen = old_ch.state == ChannelState::Running
-        && old_stats.uptime_s == stats.uptime_s
-        && elapsed.is_some_and(|e| e >= FROZEN_AFTER);
-    frozen.then_some(StallReason::UptimeFrozen)
+    let (uptime, since) = track.uptime?;
+    (uptime == stats.uptime_s && now.saturating_since(since) >= FROZEN_AFTER).then_some(StallReason::UptimeFrozen)
 }
 
 /// Every channel running in both observations went backwards in uptime.

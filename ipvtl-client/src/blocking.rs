@@ -1,0 +1,179 @@
+//! The [`Cluster`](crate::Cluster) surface for callers without an async
+//! runtime. Each call blocks the calling thread only while it waits for the
+//! driver thread; nothing here spins up a runtime per call.
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::FutureExt;
+use ipvtl_core::{
+    ActionKind, ActionProgress, ActionReport, BatchReport, BatchSpec, BatchTarget, Event, FleetSnapshot, ReloadSummary,
+    ServerConfig, ServerSnapshot,
+};
+
+use crate::error::ClientError;
+use crate::settings::Settings;
+
+/// Blocking twin of [`crate::Cluster`]. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    inner: crate::Cluster,
+}
+
+impl From<crate::Cluster> for Cluster {
+    fn from(inner: crate::Cluster) -> Self {
+        Cluster { inner }
+    }
+}
+
+impl Cluster {
+    /// A cluster over `servers`.
+    pub fn new(servers: Vec<ServerConfig>, settings: Settings) -> Result<Self, ClientError> {
+        crate::Cluster::new(servers, settings).map(|inner| Cluster { inner })
+    }
+
+    /// A cluster from a `servers.json` file.
+    pub fn from_file(path: impl AsRef<Path>, settings: Settings) -> Result<Self, ClientError> {
+        crate::Cluster::from_file(path, settings).map(|inner| Cluster { inner })
+    }
+
+    /// The async cluster behind this one.
+    pub fn as_async(&self) -> &crate::Cluster {
+        &self.inner
+    }
+
+    /// Number of servers.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// True for an empty fleet.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// See [`crate::Cluster::poll_all`].
+    pub fn poll_all(&self) -> Result<FleetSnapshot, ClientError> {
+        smol::block_on(self.inner.poll_all())
+    }
+
+    /// See [`crate::Cluster::snapshot`].
+    pub fn snapshot(&self) -> FleetSnapshot {
+        self.inner.snapshot()
+    }
+
+    /// See [`crate::Cluster::server`].
+    pub fn server(&self, id: &str) -> Result<ServerSnapshot, ClientError> {
+        self.inner.server(id)
+    }
+
+    /// See [`crate::Cluster::refresh`].
+    pub fn refresh(&self, id: &str) -> Result<ServerSnapshot, ClientError> {
+        smol::block_on(self.inner.refresh(id))
+    }
+
+    /// See [`crate::Cluster::start`].
+    pub fn start(&self, id: &str, channel: u32) -> Result<ActionReport, ClientError> {
+        self.action(id, channel, ActionKind::Start)
+    }
+
+    /// See [`crate::Cluster::stop`].
+    pub fn stop(&self, id: &str, channel: u32) -> Result<ActionReport, ClientError> {
+        self.action(id, channel, ActionKind::Stop)
+    }
+
+    /// See [`crate::Cluster::restart`].
+    pub fn restart(&self, id: &str, channel: u32) -> Result<ActionReport, ClientError> {
+        self.action(id, channel, ActionKind::Restart)
+    }
+
+    /// See [`crate::Cluster::action`].
+    pub fn action(&self, id: &str, channel: u32, kind: ActionKind) -> Result<ActionReport, ClientError> {
+        smol::block_on(self.inner.action(id, channel, kind))
+    }
+
+    /// See [`crate::Cluster::plan`].
+    pub fn plan(&self, spec: &BatchSpec) -> Result<Vec<BatchTarget>, ClientError> {
+        self.inner.plan(spec)
+    }
+
+    /// See [`crate::Cluster::batch`].
+    pub fn batch(&self, spec: BatchSpec) -> Result<BatchReport, ClientError> {
+        smol::block_on(self.inner.batch(spec))
+    }
+
+    /// See [`crate::Cluster::reload`].
+    pub fn reload(&self, servers: Vec<ServerConfig>) -> Result<ReloadSummary, ClientError> {
+        self.inner.reload(servers)
+    }
+
+    /// See [`crate::Cluster::reload_file`].
+    pub fn reload_file(&self, path: impl AsRef<Path>) -> Result<ReloadSummary, ClientError> {
+        self.inner.reload_file(path)
+    }
+
+    /// See [`crate::Cluster::set_maintenance`].
+    pub fn set_maintenance(&self, id: &str, on: bool) -> Result<(), ClientError> {
+        self.inner.set_maintenance(id, on)
+    }
+
+    /// See [`crate::Cluster::set_background`].
+    pub fn set_background(&self, on: bool) {
+        self.inner.set_background(on)
+    }
+
+    /// See [`crate::Cluster::actions`].
+    pub fn actions(&self) -> Vec<ActionProgress> {
+        self.inner.actions()
+    }
+
+    /// Events from now on, as a blocking iterator.
+    pub fn subscribe(&self) -> Subscription {
+        Subscription { inner: self.inner.subscribe() }
+    }
+}
+
+/// Blocking iterator over events. Ends when the cluster shuts down.
+#[derive(Debug)]
+pub struct Subscription {
+    inner: crate::Subscription,
+}
+
+impl Subscription {
+    /// Waits for the next event; `None` once the cluster is gone.
+    pub fn recv(&self) -> Option<Event> {
+        smol::block_on(self.inner.recv())
+    }
+
+    /// Waits at most `timeout` for the next event.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+        smol::block_on(async {
+            futures::select! {
+                e = self.inner.recv().fuse() => e,
+                _ = FutureExt::fuse(smol::Timer::after(timeout)) => None,
+            }
+        })
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&self) -> Option<Event> {
+        self.inner.try_recv()
+    }
+
+    /// Events lost because this subscriber fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped()
+    }
+
+    /// Stops receiving.
+    pub fn close(&self) {
+        self.inner.close()
+    }
+}
+
+impl Iterator for Subscription {
+    type Item = Event;
+    fn next(&mut self) -> Option<Event> {
+        self.recv()
+    }
+}

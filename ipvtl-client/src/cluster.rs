@@ -1,0 +1,377 @@
+//! [`Cluster`]: a fleet polled in the background, with verified channel
+//! actions, batches and an event stream.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use ipvtl_core::driver::{drive, Clock, FleetCell};
+use ipvtl_core::{
+    parse_servers, ActionKind, ActionProgress, ActionReport, BatchId, BatchReport, BatchSpec, BatchTarget, ChannelId,
+    Fleet, FleetSnapshot, Instant, ReloadSummary, ServerConfig, ServerId, ServerSnapshot, Transport,
+};
+
+use crate::dispatch::{Dispatch, Subscription};
+use crate::error::ClientError;
+use crate::settings::Settings;
+use crate::transport::IsahcTransport;
+
+/// The driver's clock: milliseconds since the cluster started, with smol's
+/// timers for sleeping.
+#[derive(Clone, Copy, Debug)]
+pub struct SmolClock {
+    epoch: std::time::Instant,
+    wall_epoch: SystemTime,
+}
+
+impl SmolClock {
+    fn new() -> Self {
+        SmolClock { epoch: std::time::Instant::now(), wall_epoch: SystemTime::now() }
+    }
+
+    /// Wall-clock time of a core instant.
+    pub fn to_system_time(&self, at: Instant) -> SystemTime {
+        self.wall_epoch + Duration::from_millis(at.as_millis())
+    }
+}
+
+/// A smol timer that completes with `()`.
+#[derive(Debug)]
+pub struct Sleep(smol::Timer);
+
+impl std::future::Future for Sleep {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+impl Clock for SmolClock {
+    type Sleep = Sleep;
+    fn now(&self) -> Instant {
+        Instant::from_millis(self.epoch.elapsed().as_millis() as u64)
+    }
+    fn sleep_until(&self, deadline: Instant) -> Sleep {
+        Sleep(smol::Timer::at(self.epoch + Duration::from_millis(deadline.as_millis())))
+    }
+}
+
+struct SharedFleet(Mutex<Fleet>);
+
+impl SharedFleet {
+    fn lock(&self) -> MutexGuard<'_, Fleet> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl FleetCell for SharedFleet {
+    fn with<R>(&self, f: impl FnOnce(&mut Fleet) -> R) -> R {
+        f(&mut self.lock())
+    }
+}
+
+struct Shared {
+    fleet: Arc<SharedFleet>,
+    dispatch: Arc<Dispatch>,
+    wake: smol::channel::Sender<()>,
+    clock: SmolClock,
+    settings: Settings,
+    driver: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.wake.close();
+        let handle = self.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// A fleet of IPVTL servers, polled in the background on a driver thread of
+/// its own, so it works under any async runtime (or none: see
+/// [`crate::blocking`]). Cheap to clone; the driver stops when the last
+/// clone is dropped.
+///
+/// Every method that talks to servers is a future that only waits for the
+/// driver; policy (caps, backoff, phases, locks) lives in `ipvtl-core`.
+#[derive(Clone)]
+pub struct Cluster {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("servers", &self.len()).finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// A cluster over `servers` with the isahc transport.
+    pub fn new(servers: Vec<ServerConfig>, settings: Settings) -> Result<Self, ClientError> {
+        settings.validate()?;
+        let transport = IsahcTransport::new(&settings.transport_options()).map_err(ClientError::Transport)?;
+        Self::with_transport(servers, settings, Arc::new(transport))
+    }
+
+    /// A cluster from a `servers.json` file.
+    pub fn from_file(path: impl AsRef<Path>, settings: Settings) -> Result<Self, ClientError> {
+        Self::new(load_servers(path.as_ref())?, settings)
+    }
+
+    /// A cluster over any [`Transport`] (bring your own HTTP stack).
+    pub fn with_transport(
+        servers: Vec<ServerConfig>,
+        settings: Settings,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Self, ClientError> {
+        settings.validate()?;
+        check_unique(&servers)?;
+        let clock = SmolClock::new();
+        let mut fleet = Fleet::new(settings.fleet_config(), servers, clock.now());
+        fleet.set_auto_sweep(settings.background);
+        let fleet = Arc::new(SharedFleet(Mutex::new(fleet)));
+        let dispatch = Arc::new(Dispatch::default());
+        let (wake, wake_rx) = smol::channel::bounded(1);
+        let driver = {
+            let (fleet, dispatch) = (fleet.clone(), dispatch.clone());
+            std::thread::Builder::new()
+                .name("ipvtl-driver".into())
+                .spawn(move || {
+                    smol::block_on(drive(&*fleet, &*transport, &clock, Box::pin(wake_rx), |e| dispatch.on_event(e)));
+                })
+                .map_err(|e| ClientError::Settings(format!("cannot start the driver thread: {e}")))?
+        };
+        Ok(Cluster {
+            shared: Arc::new(Shared { fleet, dispatch, wake, clock, settings, driver: Mutex::new(Some(driver)) }),
+        })
+    }
+
+    fn wake(&self) {
+        let _ = self.shared.wake.try_send(());
+    }
+
+    fn fleet(&self) -> MutexGuard<'_, Fleet> {
+        self.shared.fleet.lock()
+    }
+
+    /// The same cluster with blocking methods.
+    pub fn blocking(&self) -> crate::blocking::Cluster {
+        crate::blocking::Cluster::from(self.clone())
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.shared.settings
+    }
+
+    /// The clock: current instant, and wall time of an instant.
+    pub fn clock(&self) -> &SmolClock {
+        &self.shared.clock
+    }
+
+    /// The current core instant (for ages: `now - state.last_ok_at`).
+    pub fn now(&self) -> Instant {
+        self.shared.clock.now()
+    }
+
+    /// Number of servers.
+    pub fn len(&self) -> usize {
+        self.fleet().poller().len()
+    }
+
+    /// True for an empty fleet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every server and its state, as of now. Cheap: no network.
+    pub fn snapshot(&self) -> FleetSnapshot {
+        let now = self.now();
+        self.fleet().snapshot(now)
+    }
+
+    /// One server and its state, as of now.
+    pub fn server(&self, id: &str) -> Result<ServerSnapshot, ClientError> {
+        self.fleet().server_snapshot(&ServerId::from(id)).ok_or_else(|| ClientError::ServerNotFound(id.into()))
+    }
+
+    /// Runs a sweep now (or joins the one still queueing) and returns the
+    /// fleet once every poll of it has ended.
+    pub async fn poll_all(&self) -> Result<FleetSnapshot, ClientError> {
+        let now = self.now();
+        let done = {
+            let mut fleet = self.fleet();
+            let sweep = fleet.sweep_now(now);
+            self.shared.dispatch.wait_sweep(sweep)
+        };
+        self.wake();
+        done.await.map_err(|_| ClientError::Closed)?;
+        Ok(self.snapshot())
+    }
+
+    /// Polls one server now, ahead of the sweep, and returns it. A failed
+    /// poll is not an error: the state says what failed.
+    pub async fn refresh(&self, id: &str) -> Result<ServerSnapshot, ClientError> {
+        let server = ServerId::from(id);
+        let done = {
+            let mut fleet = self.fleet();
+            fleet.refresh(&server).map_err(|_| ClientError::ServerNotFound(server.clone()))?;
+            self.shared.dispatch.wait_refresh(server)
+        };
+        self.wake();
+        done.await.map_err(|_| ClientError::Closed)?;
+        self.server(id)
+    }
+
+    /// Starts channel `channel` and waits until it runs.
+    pub async fn start(&self, id: &str, channel: u32) -> Result<ActionReport, ClientError> {
+        self.action(id, channel, ActionKind::Start).await
+    }
+
+    /// Stops channel `channel` and waits until it is idle.
+    pub async fn stop(&self, id: &str, channel: u32) -> Result<ActionReport, ClientError> {
+        self.action(id, channel, ActionKind::Stop).await
+    }
+
+    /// Restarts channel `channel`: stop, wait until idle, start, wait until
+    /// running. The report has each phase's timing.
+    pub async fn restart(&self, id: &str, channel: u32) -> Result<ActionReport, ClientError> {
+        self.action(id, channel, ActionKind::Restart).await
+    }
+
+    /// Runs one action and waits for its report. Refusals (unknown server
+    /// or channel, busy, maintenance) come back at once with nothing sent;
+    /// a failed action is [`ClientError::ActionFailed`] with its report.
+    pub async fn action(&self, id: &str, channel: u32, kind: ActionKind) -> Result<ActionReport, ClientError> {
+        let pending = self.submit(id, channel, kind)?;
+        pending.await
+    }
+
+    /// Submits an action now (refusals are immediate) and returns a future
+    /// of its report.
+    pub fn submit(
+        &self,
+        id: &str,
+        channel: u32,
+        kind: ActionKind,
+    ) -> Result<impl std::future::Future<Output = Result<ActionReport, ClientError>> + Send + 'static, ClientError>
+    {
+        let server = ServerId::from(id);
+        let Some(ch) = ChannelId::new(channel) else {
+            return Err(ClientError::ChannelNotFound { server, channel, count: None });
+        };
+        let now = self.now();
+        let done = {
+            let mut fleet = self.fleet();
+            let action = fleet.submit(&server, ch, kind, now).map_err(|e| ClientError::from_action(e, None))?;
+            self.shared.dispatch.wait_action(action)
+        };
+        self.wake();
+        Ok(async move {
+            let report = done.await.map_err(|_| ClientError::Closed)?;
+            match &report.outcome {
+                Ok(()) => Ok(report),
+                Err(e) => Err(ClientError::from_action(e.clone(), Some(report))),
+            }
+        })
+    }
+
+    /// The channels a batch would act on, without acting (dry run).
+    pub fn plan(&self, spec: &BatchSpec) -> Result<Vec<BatchTarget>, ClientError> {
+        self.fleet().plan_batch(spec).map_err(ClientError::Batch)
+    }
+
+    /// Runs a batch to its end. Progress comes as events.
+    pub async fn batch(&self, spec: BatchSpec) -> Result<BatchReport, ClientError> {
+        let (_, done) = self.submit_batch(spec)?;
+        done.await
+    }
+
+    /// Starts a batch now and returns its id and a future of its report.
+    pub fn submit_batch(
+        &self,
+        spec: BatchSpec,
+    ) -> Result<
+        (BatchId, impl std::future::Future<Output = Result<BatchReport, ClientError>> + Send + 'static),
+        ClientError,
+    > {
+        let now = self.now();
+        let (id, done) = {
+            let mut fleet = self.fleet();
+            // The id is known before submitting, so the waiter is in place
+            // even for a batch that finishes inside `submit_batch`.
+            let id = fleet.submit_batch(spec, now).map_err(ClientError::Batch)?;
+            (id, self.shared.dispatch.wait_batch(id))
+        };
+        self.wake();
+        Ok((id, async move { done.await.map_err(|_| ClientError::Closed) }))
+    }
+
+    /// A stream of events from now on. Many subscribers may exist; a slow
+    /// one loses events rather than slowing the cluster.
+    pub fn subscribe(&self) -> Subscription {
+        self.shared.dispatch.subscribe(self.shared.settings.event_buffer)
+    }
+
+    /// Replaces the server list. Servers that remain keep their state;
+    /// actions under way finish. A bad list changes nothing.
+    pub fn reload(&self, servers: Vec<ServerConfig>) -> Result<ReloadSummary, ClientError> {
+        check_unique(&servers)?;
+        let now = self.now();
+        let summary = self.fleet().reload(servers, now);
+        self.wake();
+        Ok(summary)
+    }
+
+    /// Re-reads a `servers.json` file; a bad file changes nothing.
+    pub fn reload_file(&self, path: impl AsRef<Path>) -> Result<ReloadSummary, ClientError> {
+        self.reload(load_servers(path.as_ref())?)
+    }
+
+    /// Puts a server in or out of maintenance (polled, no alarms, no actions).
+    pub fn set_maintenance(&self, id: &str, on: bool) -> Result<(), ClientError> {
+        if self.fleet().set_maintenance(&ServerId::from(id), on) {
+            Ok(())
+        } else {
+            Err(ClientError::ServerNotFound(id.into()))
+        }
+    }
+
+    /// Turns background sweeps on or off.
+    pub fn set_background(&self, on: bool) {
+        self.fleet().set_auto_sweep(on);
+        self.wake();
+    }
+
+    /// Actions under way.
+    pub fn actions(&self) -> Vec<ActionProgress> {
+        self.fleet().actions()
+    }
+}
+
+fn check_unique(servers: &[ServerConfig]) -> Result<(), ClientError> {
+    let mut seen = std::collections::HashSet::new();
+    for (index, s) in servers.iter().enumerate() {
+        if !seen.insert(&s.id) {
+            let error = ipvtl_core::ConfigError::Entry {
+                index,
+                id: Some(s.id.to_string()),
+                reason: "duplicate id (ids must be unique)".into(),
+            };
+            return Err(ClientError::Config { path: None, error });
+        }
+    }
+    Ok(())
+}
+
+/// Reads and parses a `servers.json` file.
+pub fn load_servers(path: &Path) -> Result<Vec<ServerConfig>, ClientError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ClientError::Io { path: path.to_path_buf(), message: e.to_string() })?;
+    parse_servers(&text).map_err(|error| ClientError::Config { path: Some(path.to_path_buf()), error })
+}

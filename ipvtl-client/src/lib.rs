@@ -1,0 +1,45 @@
+//! # ipvtl-client
+//!
+//! ipvtl on isahc + smol: [`IsahcTransport`] (one shared curl client for the
+//! whole fleet, connection reuse, per-request timeout, body cap) and
+//! [`Cluster`], which runs the `ipvtl-core` machines on a driver thread and
+//! offers the operator's verbs: poll, refresh, start/stop/restart, batch,
+//! subscribe, reload. [`blocking`] has the same surface without async.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ipvtl_client::ClientError> {
+//! use ipvtl_client::{Cluster, Settings};
+//!
+//! let cluster = Cluster::from_file("servers/servers.json", Settings::default())?;
+//! let fleet = cluster.poll_all().await?;
+//! for s in &fleet.servers {
+//!     println!("{} {} {:?}", s.config.id, s.state.health, s.state.status.as_ref().map(|st| st.cpu_avg()));
+//! }
+//! let report = cluster.restart("edge-1", 3).await?;
+//! println!("{}", report.summary());
+//! # Ok(()) }
+//! ```
+//!
+//! No tokio anywhere in this crate's dependency tree (a test checks it).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod blocking;
+mod cluster;
+mod dispatch;
+mod error;
+mod settings;
+mod transport;
+
+pub use cluster::{load_servers, Cluster, Sleep, SmolClock};
+pub use dispatch::Subscription;
+pub use error::ClientError;
+pub use settings::Settings;
+pub use transport::{url, IsahcTransport, TransportOptions, DEFAULT_BODY_LIMIT};
+
+pub use ipvtl_core as core;
+pub use ipvtl_core::{
+    ActionError, ActionKind, ActionReport, BatchFilter, BatchReport, BatchSpec, BatchTarget, ChannelState, Event,
+    FleetSnapshot, Health, ServerConfig, ServerSnapshot, ServerState, Targets,
+};

@@ -1,0 +1,143 @@
+//! [`IsahcTransport`]: the core's [`Transport`] over one shared isahc client.
+
+use std::io;
+use std::time::Duration;
+
+use futures::AsyncReadExt;
+use ipvtl_core::{Request, Response, ServerConfig, Transport, TransportError};
+use isahc::config::Configurable;
+
+/// Default cap on a response body: 1 MiB (a real `/status` is a few KiB).
+pub const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
+
+/// Settings of the HTTP transport.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransportOptions {
+    /// Largest body accepted; a larger one is [`TransportError::TooLarge`].
+    pub body_limit: u64,
+    /// Idle connections kept for reuse across sweeps.
+    pub connection_cache: usize,
+    /// Connect phase bound (the request timeout bounds the whole exchange).
+    pub connect_timeout: Duration,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        TransportOptions {
+            body_limit: DEFAULT_BODY_LIMIT,
+            connection_cache: 1024,
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// One isahc (curl multi) client shared by the whole fleet: connections are
+/// reused, every request carries its own timeout, bodies are capped.
+///
+/// It sets no connection limit of its own: the core's poller owns the
+/// concurrency cap, and a limit here would make an urgent restart queue
+/// behind a sweep inside curl.
+pub struct IsahcTransport {
+    client: isahc::HttpClient,
+    body_limit: u64,
+}
+
+impl std::fmt::Debug for IsahcTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IsahcTransport").field("body_limit", &self.body_limit).finish_non_exhaustive()
+    }
+}
+
+impl IsahcTransport {
+    /// Builds the shared client.
+    pub fn new(options: &TransportOptions) -> Result<Self, TransportError> {
+        let client = isahc::HttpClient::builder()
+            .connection_cache_size(options.connection_cache)
+            .connect_timeout(options.connect_timeout)
+            .redirect_policy(isahc::config::RedirectPolicy::None)
+            .build()
+            .map_err(|e| map_error(&e))?;
+        Ok(IsahcTransport { client, body_limit: options.body_limit })
+    }
+
+    /// The body cap in bytes.
+    pub fn body_limit(&self) -> u64 {
+        self.body_limit
+    }
+}
+
+/// `http://host:port/path`, with IPv6 literals bracketed. The path comes
+/// from the core; the host was validated by the config parser.
+pub fn url(server: &ServerConfig, request: &Request) -> String {
+    let host = &server.host;
+    if host.contains(':') && !host.starts_with('[') {
+        format!("http://[{host}]:{}{}", server.port, request.path())
+    } else {
+        format!("http://{host}:{}{}", server.port, request.path())
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for IsahcTransport {
+    async fn send(&self, server: &ServerConfig, request: Request) -> Result<Response, TransportError> {
+        let http_request = isahc::Request::get(url(server, &request))
+            .timeout(request.timeout)
+            .body(())
+            .map_err(|e| TransportError::Invalid(e.to_string()))?;
+        let mut response = self.client.send_async(http_request).await.map_err(|e| map_error(&e))?;
+        let code = response.status().as_u16();
+        let declared =
+            response.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.body_limit) {
+            return Err(TransportError::TooLarge { limit: self.body_limit });
+        }
+        let mut body = Vec::with_capacity(declared.unwrap_or(4096).min(self.body_limit) as usize);
+        let mut limited = response.body_mut().take(self.body_limit + 1);
+        limited.read_to_end(&mut body).await.map_err(|e| map_io(&e))?;
+        if body.len() as u64 > self.body_limit {
+            return Err(TransportError::TooLarge { limit: self.body_limit });
+        }
+        Ok(Response { code, body })
+    }
+}
+
+/// The one place where isahc's errors become the core's.
+fn map_error(e: &isahc::Error) -> TransportError {
+    use isahc::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::Timeout => TransportError::Timeout,
+        ErrorKind::ConnectionFailed | ErrorKind::NameResolution => TransportError::Connect(e.to_string()),
+        ErrorKind::InvalidRequest | ErrorKind::ClientInitialization => TransportError::Invalid(e.to_string()),
+        _ if e.is_timeout() => TransportError::Timeout,
+        _ => TransportError::Io(e.to_string()),
+    }
+}
+
+fn map_io(e: &io::Error) -> TransportError {
+    if e.kind() == io::ErrorKind::TimedOut {
+        return TransportError::Timeout;
+    }
+    // isahc wraps its own error in the io::Error of a body read.
+    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<isahc::Error>()) {
+        return map_error(inner);
+    }
+    TransportError::Io(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipvtl_core::{ChannelId, RequestKind};
+
+    #[test]
+    fn urls_bracket_ipv6_and_use_core_paths() {
+        let req = |kind| Request { kind, timeout: Duration::from_secs(1) };
+        let v4 = ServerConfig::new("a", "127.0.0.1").with_port(9000);
+        assert_eq!(url(&v4, &req(RequestKind::Status)), "http://127.0.0.1:9000/status");
+        let v6 = ServerConfig::new("b", "::1");
+        let ch = ChannelId::new(3).unwrap();
+        assert_eq!(url(&v6, &req(RequestKind::Stop(ch))), "http://[::1]:9527/channel3?stop");
+        let bracketed = ServerConfig::new("c", "[::1]");
+        assert_eq!(url(&bracketed, &req(RequestKind::Start(ch))), "http://[::1]:9527/channel3?start");
+    }
+}

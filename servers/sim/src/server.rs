@@ -1,0 +1,278 @@
+//! One simulated server on the wire: its listener (closed while down) and
+//! its connections, with faults applied.
+
+use std::future::pending;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use smol::future::FutureExt as _;
+use smol::{Async, Executor, Timer};
+
+use crate::faults::Fault;
+use crate::http::{Conn, ReadError, Request, Response};
+use crate::record::{Action, InFlightGuard, Seen};
+use crate::shared::{lock, Shared};
+
+/// Spawns connection tasks without keeping the executor alive: the fleet
+/// owns the executor, and dropping it drops every task and socket.
+#[derive(Clone)]
+pub(crate) struct Spawner(pub Weak<Executor<'static>>);
+
+impl Spawner {
+    pub fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+        if let Some(ex) = self.0.upgrade() {
+            ex.spawn(fut).detach();
+        }
+    }
+}
+
+/// Binds a listener on `addr`.
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<Async<TcpListener>> {
+    Async::new(TcpListener::bind(addr)?)
+}
+
+enum Wait {
+    Changed,
+    Accepted(std::io::Result<(Async<TcpStream>, SocketAddr)>),
+}
+
+/// Runs server `i`: accepts while up, closes the listener while down.
+pub(crate) async fn run_listener(shared: Arc<Shared>, i: usize, listener: Async<TcpListener>, spawner: Spawner) {
+    let server = &shared.servers[i];
+    let mut listener = Some(listener);
+    loop {
+        let now = Instant::now();
+        let fault = server.fault();
+        let down = fault.is_some_and(|(f, since)| f.is_down(since, now));
+        let mut next = fault.and_then(|(f, since)| f.next_change(since, now));
+        if down {
+            // Dropping the listener closes it: new connections are refused.
+            listener = None;
+            server.listening.store(false, Ordering::SeqCst);
+        } else if listener.is_none() {
+            match bind(server.addr) {
+                Ok(l) => {
+                    listener = Some(l);
+                    server.listening.store(true, Ordering::SeqCst);
+                }
+                // Someone else holds the address for now; try again soon.
+                Err(_) => next = Some(now + Duration::from_millis(100)),
+            }
+        }
+        let changed = async {
+            let _ = server.wake_rx.recv().await;
+            Wait::Changed
+        };
+        let timer = async {
+            match next {
+                Some(t) => Timer::at(t).await,
+                None => pending().await,
+            };
+            Wait::Changed
+        };
+        let accept = async {
+            match &listener {
+                Some(l) => Wait::Accepted(l.accept().await),
+                None => pending().await,
+            }
+        };
+        match changed.or(timer).or(accept).await {
+            Wait::Changed => {}
+            Wait::Accepted(Ok((stream, _))) => {
+                spawner.spawn(serve(shared.clone(), i, stream));
+            }
+            // Out of file descriptors or similar: back off instead of spinning.
+            Wait::Accepted(Err(_)) => {
+                Timer::after(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// What a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    Status,
+    Command(u32, Action),
+    /// `/channel{N}` with N not a channel of this server.
+    NoSuchChannel,
+    /// `/channel{N}` with a query other than `start` or `stop`.
+    BadAction,
+    NotFound,
+    BadMethod,
+}
+
+impl Route {
+    pub fn of(req: &Request, channels: u32) -> Route {
+        if req.method != "GET" {
+            return Route::BadMethod;
+        }
+        if req.path == "/status" {
+            return Route::Status;
+        }
+        let Some(n) = req.path.strip_prefix("/channel") else {
+            return Route::NotFound;
+        };
+        let ch = match n.bytes().all(|b| b.is_ascii_digit()) {
+            true => n.parse::<u32>().ok().filter(|c| (1..=channels).contains(c)),
+            false => None,
+        };
+        let Some(ch) = ch else {
+            return Route::NoSuchChannel;
+        };
+        match req.query.as_deref() {
+            Some("start") => Route::Command(ch, Action::Start),
+            Some("stop") => Route::Command(ch, Action::Stop),
+            _ => Route::BadAction,
+        }
+    }
+
+    fn seen(self) -> Seen {
+        match self {
+            Route::Status => Seen::Status,
+            Route::Command(ch, a) => Seen::Command(ch, a),
+            _ => Seen::Other,
+        }
+    }
+}
+
+/// Serves one connection of server `i` until it closes.
+async fn serve(shared: Arc<Shared>, i: usize, stream: Async<TcpStream>) {
+    let server = &shared.servers[i];
+    let mut conn = Conn::new(stream);
+    loop {
+        let idle = async {
+            Timer::after(shared.config.idle_timeout).await;
+            Ok(None)
+        };
+        let req = match conn.read_request().or(idle).await {
+            Ok(Some(r)) => r,
+            // Closed by the client, broken, or idle too long.
+            Ok(None) | Err(ReadError::Io) => return,
+            Err(ReadError::Bad(code, why)) => {
+                let _ = conn.respond(&Response::text(code, format!("{why}\n")), false).await;
+                return;
+            }
+        };
+        let route = Route::of(&req, shared.config.channels);
+        let (_in_flight, n) = InFlightGuard::enter(&server.in_flight, &shared.in_flight);
+        lock(&server.record).note(route.seen(), shared.elapsed(), n);
+
+        let fault = server.fault();
+        if fault.is_some_and(|(f, since)| f.is_down(since, Instant::now())) {
+            // Down: drop the connection without an answer.
+            return;
+        }
+        let fault = fault.map(|(f, _)| f);
+        match fault {
+            Some(Fault::Hang) => {
+                conn.drain_until_closed().await;
+                return;
+            }
+            Some(Fault::Reset) => {
+                reset(conn).await;
+                return;
+            }
+            Some(Fault::Slow(d)) => {
+                Timer::after(d).await;
+            }
+            _ => {}
+        }
+        let resp = if fault == Some(Fault::Http500) {
+            Response::text(500, "internal error\n")
+        } else {
+            answer(&shared, i, route, fault)
+        };
+        if conn.respond(&resp, req.keep_alive).await.is_err() || !req.keep_alive {
+            return;
+        }
+    }
+}
+
+/// The answer of a healthy (or `Malformed`/`Oversized`/command-faulty)
+/// server; carries out commands.
+fn answer(shared: &Shared, i: usize, route: Route, fault: Option<Fault>) -> Response {
+    let server = &shared.servers[i];
+    let now = Instant::now();
+    let ok_body = match route {
+        Route::BadMethod => return Response::method_not_allowed("GET"),
+        Route::NotFound => return Response::text(404, "not found\n"),
+        Route::NoSuchChannel => return Response::text(404, "no such channel\n"),
+        Route::BadAction => return Response::text(400, "expected ?start or ?stop\n"),
+        Route::Command(..) if fault == Some(Fault::RejectCommands) => {
+            return Response::text(500, "command rejected\n");
+        }
+        Route::Status => lock(&server.model).status_json(now, shared.elapsed()).into_bytes(),
+        Route::Command(ch, Action::Start) => {
+            lock(&server.model).start(ch, now, shared.config.start_delay);
+            b"OK".to_vec()
+        }
+        Route::Command(ch, Action::Stop) => {
+            let stopping = (fault != Some(Fault::StuckStopping)).then_some(shared.config.stopping_time);
+            lock(&server.model).stop(ch, now, stopping);
+            b"OK".to_vec()
+        }
+    };
+    let content_type = if route == Route::Status { "application/json" } else { "text/plain; charset=utf-8" };
+    let body = match fault {
+        Some(Fault::Malformed) => {
+            let status = lock(&server.model).status_json(now, shared.elapsed());
+            status.as_bytes()[..status.len() / 2].to_vec()
+        }
+        Some(Fault::Oversized) => shared.oversized_body().to_vec(),
+        _ => ok_body,
+    };
+    let mut resp = Response::json(200, body);
+    if !matches!(fault, Some(Fault::Malformed | Fault::Oversized)) {
+        resp.content_type = content_type;
+    }
+    resp
+}
+
+/// Writes the start of a response, then resets the connection.
+async fn reset(mut conn: Conn) {
+    let partial =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n{\"channels\":[{\"sta";
+    let _ = conn.write_all(partial).await;
+    // Give the partial answer a moment to reach the client before the reset.
+    Timer::after(Duration::from_millis(20)).await;
+    let _ = socket2::SockRef::from(conn.stream.get_ref()).set_linger(Some(Duration::ZERO));
+    drop(conn);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::parse_head;
+
+    fn route(line: &str) -> Route {
+        let (req, _) = parse_head(&format!("{line}\r\n\r\n")).unwrap();
+        Route::of(&req, 4)
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("GET /status HTTP/1.1"), Route::Status);
+        assert_eq!(route("GET /status?x=1 HTTP/1.1"), Route::Status);
+        assert_eq!(route("GET /channel4?start HTTP/1.1"), Route::Command(4, Action::Start));
+        assert_eq!(route("GET /channel1?stop HTTP/1.1"), Route::Command(1, Action::Stop));
+        for bad in [
+            "/channel0?start",
+            "/channel5?start",
+            "/channelx?start",
+            "/channel?stop",
+            "/channel+1?stop",
+            "/channel-1?stop",
+        ] {
+            assert_eq!(route(&format!("GET {bad} HTTP/1.1")), Route::NoSuchChannel, "{bad}");
+        }
+        assert_eq!(route("GET /channel99999999999999?stop HTTP/1.1"), Route::NoSuchChannel);
+        assert_eq!(route("GET /channel1?restart HTTP/1.1"), Route::BadAction);
+        assert_eq!(route("GET /channel1 HTTP/1.1"), Route::BadAction);
+        assert_eq!(route("GET /nope HTTP/1.1"), Route::NotFound);
+        assert_eq!(route("POST /status HTTP/1.1"), Route::BadMethod);
+        assert_eq!(route("HEAD /status HTTP/1.1"), Route::BadMethod);
+    }
+}
