@@ -172,6 +172,7 @@ impl Fleet {
     /// Expires what is overdue and starts what is due. Safe to call early.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.poller.handle_timeout(now);
+        self.pump();
         let mut done = Vec::new();
         for (id, action) in self.actions.iter_mut() {
             action.handle_timeout(now);
