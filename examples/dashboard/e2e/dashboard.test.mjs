@@ -1,0 +1,127 @@
+// Headless Chromium test of the dashboard page, run by
+// scripts/test.d/40-dashboard-browser.sh against `ipvtl-dashboard --demo 12`.
+// Uses Debian's chromium through playwright-core (no browser download).
+// Env: DASHBOARD_URL (required), ARTIFACTS (screenshot directory),
+// CHROMIUM (browser path, default /usr/bin/chromium).
+
+import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const url = process.env.DASHBOARD_URL;
+const artifacts = process.env.ARTIFACTS || "artifacts";
+if (!url) throw new Error("DASHBOARD_URL is not set");
+mkdirSync(artifacts, { recursive: true });
+
+const failures = [];
+function check(cond, what) {
+  if (!cond) throw new Error("assertion failed: " + what);
+  console.log("ok - " + what);
+}
+
+const profile = mkdtempSync(join(tmpdir(), "ipvtl-chromium-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+  ],
+  viewport: { width: 1280, height: 900 },
+});
+
+try {
+  const page = await context.newPage();
+  page.on("pageerror", e => failures.push("page error: " + e.message));
+  page.on("console", m => { if (m.type() === "error") failures.push("console error: " + m.text()); });
+
+  await page.goto(url, { waitUntil: "domcontentloaded" });
+  await page.waitForFunction(() => document.querySelectorAll("article.server").length === 12, null, { timeout: 20000 });
+  check(true, "12 server cards rendered");
+
+  // Live data: online servers with per-core CPU bars, and the event stream up.
+  await page.waitForSelector("article.server.st-online .cpu i b", { timeout: 20000 });
+  const cores = await page.locator("article.server.st-online").first().locator(".cpu i").count();
+  check(cores === 8, "an online card shows 8 CPU cores (got " + cores + ")");
+  await page.waitForSelector("#live.on", { timeout: 10000 });
+  check(true, "live event stream connected");
+  const online = Number(await page.textContent("#t-online"));
+  check(online >= 1, "fleet totals count online servers (" + online + ")");
+  // The demo's faulty servers are marked where they are.
+  await page.waitForSelector("article.server.st-offline, article.server.st-error", { timeout: 30000 });
+  const errText = await page.locator("article.server .err").first().textContent();
+  check(errText && errText.length > 0, "a failing server shows its error: " + errText);
+
+  // Pick a running channel on an online server and record every state its
+  // card shows from now on.
+  const target = await page.evaluate(() => {
+    for (const card of document.querySelectorAll("article.server.st-online:not(.maint)")) {
+      const ch = card.querySelector('.channel[data-state="running"]');
+      if (ch) return { server: card.dataset.server, channel: ch.dataset.channel };
+    }
+    return null;
+  });
+  check(target !== null, "found a running channel");
+  await page.evaluate(({ server, channel }) => {
+    const read = () => {
+      const card = [...document.querySelectorAll("article.server")].find(c => c.dataset.server === server);
+      const ch = card && card.querySelector('.channel[data-channel="' + channel + '"]');
+      return ch ? ch.dataset.state : null;
+    };
+    window.__states = [read()];
+    new MutationObserver(() => {
+      const s = read();
+      if (s && s !== window.__states[window.__states.length - 1]) window.__states.push(s);
+    }).observe(document.getElementById("grid"), { subtree: true, childList: true, attributes: true });
+  }, target);
+
+  const card = page.locator(`article.server[data-server="${target.server}"]`);
+  await card.locator(`.channel[data-channel="${target.channel}"] button[data-act="restart"]`).click();
+  await page.waitForSelector("#confirm[open]", { timeout: 5000 });
+  check((await page.textContent("#confirm-text")).includes(target.server), "the confirmation names the server");
+  await page.click("#confirm-ok");
+
+  await page.waitForFunction(() => {
+    const s = window.__states, i = s.indexOf("stopping"), j = s.indexOf("idle", i + 1), k = s.indexOf("running", j + 1);
+    return i >= 0 && j > i && k > j;
+  }, null, { timeout: 30000, polling: 100 }).catch(() => {});
+  const states = await page.evaluate(() => window.__states);
+  console.log("channel states seen: " + states.join(" -> "));
+  const i = states.indexOf("stopping"), j = states.indexOf("idle", i + 1), k = states.indexOf("running", j + 1);
+  check(states[0] === "running" && i > 0 && j > i && k > j, "the channel went running -> stopping -> idle -> running");
+  await card.locator(`.channel[data-channel="${target.channel}"] .busy`).filter({ hasText: "ms" }).waitFor({ timeout: 10000 });
+  check(true, "the card reports the restart's outcome");
+
+  await page.screenshot({ path: join(artifacts, "dashboard.png"), fullPage: false });
+  check(true, "screenshot saved to " + join(artifacts, "dashboard.png"));
+
+  // Search narrows the cards; the language switch translates the page.
+  await page.fill("#search", target.server);
+  await page.waitForFunction(() => [...document.querySelectorAll("article.server")].filter(c => !c.hidden).length === 1, null, { timeout: 5000 });
+  check(true, "search leaves one card");
+  await page.fill("#search", "");
+  await page.click("#lang");
+  await page.waitForFunction(() => document.querySelector("h1").textContent === "IPVTL 监控面板", null, { timeout: 5000 });
+  check(true, "zh translation applies");
+  await page.click("#lang");
+
+  // A phone-width page renders without horizontal overflow.
+  const phone = await context.newPage();
+  await phone.setViewportSize({ width: 390, height: 844 });
+  await phone.goto(url, { waitUntil: "domcontentloaded" });
+  await phone.waitForSelector("article.server.st-online .cpu i b", { timeout: 20000 });
+  const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, "no horizontal overflow at 390 px (overflow " + overflow + " px)");
+  await phone.screenshot({ path: join(artifacts, "dashboard-phone.png") });
+
+  check(failures.length === 0, "no page or console errors" + (failures.length ? ": " + failures.join("; ") : ""));
+  console.log("browser test passed");
+} catch (e) {
+  console.error("browser test FAILED: " + e.message);
+  if (failures.length) console.error(failures.join("\n"));
+  process.exitCode = 1;
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}

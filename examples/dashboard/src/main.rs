@@ -1,0 +1,102 @@
+//! `ipvtl-dashboard`: the dashboard binary. Flags and environment (see
+//! `--help`), the demo fleet, and the listener; the application itself is
+//! `ipvtl_dashboard::app`.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipvtl_client::{load_servers, Cluster};
+use ipvtl_dashboard::options::{self, Command, Options};
+use ipvtl_dashboard::{app, serve, AppState, AuditLog, StateConfig};
+use smol::{Async, Executor};
+
+/// A reason to stop, with the exit code: 2 for usage, 1 for the rest.
+struct Fatal(u8, String);
+
+fn main() -> ExitCode {
+    let command = match options::parse(std::env::args().skip(1), |k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ipvtl-dashboard: {e}\n\n{}", options::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let options = match command {
+        Command::Help => {
+            print!("{}", options::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            println!("ipvtl-dashboard {}", ipvtl_dashboard::VERSION);
+            return ExitCode::SUCCESS;
+        }
+        Command::Run(o) => o,
+    };
+    match run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fatal(code, message)) => {
+            eprintln!("ipvtl-dashboard: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(o: &Options) -> Result<(), Fatal> {
+    let addr = o.listen_addr().map_err(|e| Fatal(2, e))?;
+    o.check_exposure(addr).map_err(|e| Fatal(2, e))?;
+    if !addr.ip().is_loopback() && o.api_key.is_none() {
+        eprintln!("ipvtl-dashboard: WARNING: serving {addr} without an API key (--allow-unauthenticated)");
+    }
+
+    let mut settings = o.settings();
+    let (servers, sim, servers_path) = match o.demo {
+        Some(n) => {
+            let (sim, faults) = ipvtl_dashboard::demo::start(n)
+                .map_err(|e| Fatal(1, format!("cannot start the simulated fleet: {e}")))?;
+            for (id, fault) in &faults {
+                println!("demo: {id} is {fault}");
+            }
+            settings.interval = o.poll_interval.unwrap_or(Duration::from_secs(2));
+            (sim.servers(), Some(sim), None)
+        }
+        None => {
+            let servers = load_servers(&o.servers).map_err(|e| Fatal(1, format!("cannot load the servers: {e}")))?;
+            (servers, None, Some(o.servers.clone()))
+        }
+    };
+    let count = servers.len();
+    let cluster = Cluster::new(servers, settings).map_err(|e| Fatal(1, e.to_string()))?;
+
+    let audit_path = o.audit_log.clone().unwrap_or_else(|| match o.demo {
+        Some(_) => std::env::temp_dir().join("ipvtl-dashboard-demo-audit.jsonl"),
+        None => PathBuf::from("ipvtl-audit.jsonl"),
+    });
+    let audit = AuditLog::open(Some(&audit_path))
+        .map_err(|e| Fatal(1, format!("cannot open the audit log {}: {e}", audit_path.display())))?;
+    let state = AppState::new(
+        cluster,
+        StateConfig { servers_path, api_key: o.api_key.clone(), audit, cors_origins: o.cors_origins.clone() },
+    );
+
+    let listener = Async::<TcpListener>::bind(addr).map_err(|e| Fatal(1, format!("cannot listen on {addr}: {e}")))?;
+    let local = listener.get_ref().local_addr().map_err(|e| Fatal(1, e.to_string()))?;
+    let what = if o.demo.is_some() { "simulated servers" } else { "servers" };
+    println!("ipvtl-dashboard {}: {count} {what}, audit log {}", ipvtl_dashboard::VERSION, audit_path.display());
+    println!("serving on http://{local}/");
+
+    let executor = Arc::new(Executor::new());
+    // A second thread runs tasks too; the first sweep is already under way
+    // on the cluster's own driver thread.
+    {
+        let ex = executor.clone();
+        let _ = std::thread::Builder::new()
+            .name("ipvtl-dashboard-http".into())
+            .spawn(move || smol::block_on(ex.run(smol::future::pending::<()>())));
+    }
+    let served = smol::block_on(executor.run(serve(executor.clone(), listener, app(state))));
+    drop(sim);
+    served.map_err(|e| Fatal(1, format!("serving stopped: {e}")))
+}

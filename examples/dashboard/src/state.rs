@@ -1,0 +1,116 @@
+//! [`AppState`]: the cluster and everything the dashboard keeps beside it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use ipvtl_client::{Cluster, FleetSnapshot};
+
+use crate::audit::AuditLog;
+use crate::batch::Batches;
+use crate::cache::ServersCache;
+use crate::events::EventHub;
+use crate::history::History;
+use crate::metrics::Metrics;
+use crate::view::{server_view, ViewContext};
+
+/// How the dashboard runs, besides the cluster.
+#[derive(Debug)]
+pub struct StateConfig {
+    /// The `servers.json` that `POST /api/servers/reload` re-reads (`None`:
+    /// reload is refused, as in the demo).
+    pub servers_path: Option<PathBuf>,
+    /// When set, every mutating request needs it in `X-API-Key`.
+    pub api_key: Option<String>,
+    /// Where actions are recorded.
+    pub audit: AuditLog,
+    /// Origins allowed to call the API from another site (exact match).
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            servers_path: None,
+            api_key: None,
+            audit: AuditLog::open(None).expect("an in-memory audit log cannot fail"),
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// Shared state of the dashboard. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("cluster", &self.inner.cluster).finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub cluster: Cluster,
+    pub config: StateConfig,
+    pub cache: ServersCache,
+    pub hub: EventHub,
+    pub history: History,
+    pub metrics: Metrics,
+    pub batches: Batches,
+    nudge: smol::channel::Sender<()>,
+}
+
+impl AppState {
+    /// Wraps a cluster. The `/api/servers` body is ready at once (servers
+    /// not polled yet show `unknown`); a background thread follows the
+    /// cluster's events from here on.
+    pub fn new(cluster: Cluster, config: StateConfig) -> Self {
+        let (nudge, nudged) = smol::channel::bounded(1);
+        // Subscribe before the first render so no change falls in between.
+        let events = cluster.subscribe();
+        let cache = ServersCache::new(render_servers(&cluster, &cluster.snapshot()));
+        let inner = Arc::new(Inner {
+            cluster,
+            config,
+            cache,
+            hub: EventHub::default(),
+            history: History::default(),
+            metrics: Metrics::default(),
+            batches: Batches::default(),
+            nudge,
+        });
+        crate::pump::spawn(Arc::downgrade(&inner), events, nudged);
+        AppState { inner }
+    }
+
+    /// The cluster.
+    pub fn cluster(&self) -> &Cluster {
+        &self.inner.cluster
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &AuditLog {
+        &self.inner.config.audit
+    }
+
+    /// How many times the `/api/servers` body has been built.
+    pub fn cache_rebuilds(&self) -> u64 {
+        self.inner.cache.rebuilds()
+    }
+
+    /// Asks for the `/api/servers` body to be rebuilt (after a change that
+    /// raises no event, such as maintenance or reload).
+    pub fn invalidate(&self) {
+        let _ = self.inner.nudge.try_send(());
+    }
+}
+
+/// Serializes the fleet in the original tool's shape.
+pub(crate) fn render_servers(cluster: &Cluster, fleet: &FleetSnapshot) -> Bytes {
+    let actions = cluster.actions();
+    let cx = ViewContext::new(cluster.clock(), fleet.taken_at, &actions);
+    let views: Vec<_> = fleet.servers.iter().map(|s| server_view(s, &cx)).collect();
+    Bytes::from(serde_json::to_vec(&views).unwrap_or_else(|_| b"[]".to_vec()))
+}

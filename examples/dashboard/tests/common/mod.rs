@@ -1,0 +1,132 @@
+//! Shared set-up: a simulated fleet on loopback, a cluster over it, the
+//! dashboard's app over that, and helpers that call the app without a
+//! socket (`tower::ServiceExt::oneshot` on a smol executor).
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use ipvtl_client::{ChannelState, Cluster, ServerConfig, Settings};
+use ipvtl_dashboard::{app, AppState, StateConfig};
+use ipvtl_sim::{SimConfig, SimFleet};
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub fn settings() -> Settings {
+    Settings {
+        background: false,
+        timeout: Duration::from_millis(1_500),
+        offline_after: 1,
+        stop_timeout: Duration::from_secs(10),
+        start_timeout: Duration::from_secs(10),
+        watch_interval: Duration::from_millis(50),
+        ..Settings::default()
+    }
+}
+
+pub fn sim(count: usize) -> SimFleet {
+    let config = SimConfig::new(count)
+        .with_stopping_time(Duration::from_millis(300))
+        .with_start_delay(Duration::from_millis(100));
+    SimFleet::start(config).expect("simulator starts on loopback")
+}
+
+pub struct Harness {
+    pub sim: SimFleet,
+    pub state: AppState,
+    pub app: Router,
+}
+
+impl Harness {
+    pub fn new(count: usize) -> Self {
+        Self::with(count, StateConfig::default())
+    }
+
+    pub fn with(count: usize, config: StateConfig) -> Self {
+        let sim = sim(count);
+        let servers = sim.servers();
+        Self::over(sim, servers, config)
+    }
+
+    pub fn over(sim: SimFleet, servers: Vec<ServerConfig>, config: StateConfig) -> Self {
+        let cluster = Cluster::new(servers, settings()).expect("cluster starts");
+        let state = AppState::new(cluster, config);
+        let app = app(state.clone());
+        Harness { sim, state, app }
+    }
+
+    pub fn id(&self, i: usize) -> String {
+        self.sim.ids()[i].clone()
+    }
+
+    /// One sweep, then waits until the cached list shows it.
+    pub fn poll(&self) {
+        let before = self.state.cache_rebuilds();
+        self.state.cluster().blocking().poll_all().expect("sweep");
+        wait_until("the cache is rebuilt after a sweep", || self.state.cache_rebuilds() > before);
+    }
+
+    pub fn running_channel(&self, id: &str) -> u32 {
+        (1..=self.sim.channels())
+            .find(|&ch| self.sim.channel_state(id, ch) == Some(ChannelState::Running))
+            .expect("a running channel")
+    }
+
+    pub fn call(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Bytes) {
+        call(&self.app, req)
+    }
+
+    pub fn get(&self, uri: &str) -> (StatusCode, Value) {
+        json_of(self.call(request(Method::GET, uri, &[], None)))
+    }
+
+    pub fn post(&self, uri: &str) -> (StatusCode, Value) {
+        json_of(self.call(request(Method::POST, uri, &[], None)))
+    }
+
+    pub fn post_json(&self, uri: &str, body: &Value) -> (StatusCode, Value) {
+        let body = body.to_string();
+        json_of(self.call(request(Method::POST, uri, &[("content-type", "application/json")], Some(&body))))
+    }
+}
+
+pub fn request(method: Method, uri: &str, headers: &[(&str, &str)], body: Option<&str>) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(uri).header("host", "127.0.0.1:8000");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(body.map_or_else(Body::empty, |s| Body::from(s.to_string()))).expect("a valid request")
+}
+
+pub fn call(app: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, Bytes) {
+    smol::block_on(async {
+        let resp = app.clone().oneshot(req).await.expect("infallible");
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.expect("body");
+        (parts.status, parts.headers, bytes)
+    })
+}
+
+pub fn json_of((status, _, bytes): (StatusCode, HeaderMap, Bytes)) -> (StatusCode, Value) {
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
+    (status, v)
+}
+
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ipvtl-dashboard-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
