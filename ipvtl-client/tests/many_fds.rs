@@ -9,7 +9,8 @@ use ipvtl_client::Health;
 #[test]
 fn polling_works_when_socket_numbers_exceed_1024() {
     // Hold 1 100 descriptors so every socket curl opens is numbered > 1024.
-    let held: Vec<std::fs::File> = (0..1_100).map(|_| std::fs::File::open("/dev/null").expect("open /dev/null")).collect();
+    let held: Vec<std::fs::File> =
+        (0..1_100).map(|_| std::fs::File::open("/dev/null").expect("open /dev/null")).collect();
     let sim = common::sim(40);
     let cluster = common::cluster(&sim, common::settings());
     let fleet = cluster.blocking().poll_all().unwrap();
