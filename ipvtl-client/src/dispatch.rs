@@ -69,38 +69,11 @@ impl Dispatch {
         Subscription { receiver: Box::pin(receiver), dropped }
     }
 
-    /// Called by the driver for every event, in order.
+    /// Called by the driver for every event, in order. Subscribers get the
+    /// event before anyone waiting for it is woken, so a caller whose
+    /// action just finished finds its events already in its subscription.
     pub(crate) fn on_event(&self, event: Event) {
-        {
-            let mut w = lock(&self.waiters);
-            match &event {
-                Event::ActionFinished { report } => {
-                    if let Some(tx) = w.actions.remove(&report.action) {
-                        let _ = tx.send(report.clone());
-                    }
-                }
-                Event::Refreshed { server, error } => {
-                    for tx in w.refreshes.remove(server).unwrap_or_default() {
-                        let _ = tx.send(error.clone());
-                    }
-                }
-                Event::SweepFinished { sweep, .. } => {
-                    let (done, rest): (Vec<_>, Vec<_>) = w.sweeps.drain(..).partition(|(n, _)| n == sweep);
-                    w.sweeps = rest;
-                    for (_, tx) in done {
-                        let _ = tx.send(());
-                    }
-                }
-                Event::BatchFinished { report } => {
-                    if let Some(tx) = w.batches.remove(&report.batch) {
-                        let _ = tx.send(report.clone());
-                    }
-                }
-                _ => {}
-            }
-        }
-        let mut subs = lock(&self.subscribers);
-        subs.retain(|s| match s.sender.try_send(event.clone()) {
+        lock(&self.subscribers).retain(|s| match s.sender.try_send(event.clone()) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 s.dropped.fetch_add(1, Ordering::Relaxed);
@@ -108,6 +81,32 @@ impl Dispatch {
             }
             Err(TrySendError::Closed(_)) => false,
         });
+        let mut w = lock(&self.waiters);
+        match event {
+            Event::ActionFinished { report } => {
+                if let Some(tx) = w.actions.remove(&report.action) {
+                    let _ = tx.send(report);
+                }
+            }
+            Event::Refreshed { server, error } => {
+                for tx in w.refreshes.remove(&server).unwrap_or_default() {
+                    let _ = tx.send(error.clone());
+                }
+            }
+            Event::SweepFinished { sweep, .. } => {
+                let (done, rest): (Vec<_>, Vec<_>) = w.sweeps.drain(..).partition(|(n, _)| *n == sweep);
+                w.sweeps = rest;
+                for (_, tx) in done {
+                    let _ = tx.send(());
+                }
+            }
+            Event::BatchFinished { report } => {
+                if let Some(tx) = w.batches.remove(&report.batch) {
+                    let _ = tx.send(report);
+                }
+            }
+            _ => {}
+        }
     }
 }
 

@@ -96,7 +96,7 @@ impl fmt::Display for ClientError {
             ClientError::Config { path: None, error } => write!(f, "server list: {error}"),
             ClientError::Io { path, message } => write!(f, "{}: {message}", path.display()),
             ClientError::Settings(m) => write!(f, "invalid settings: {m}"),
-            ClientError::ServerNotFound(id) => write!(f, "no server with id {id:?}"),
+            ClientError::ServerNotFound(id) => write!(f, "no server with id {:?}", id.as_str()),
             ClientError::ChannelNotFound { server, channel, count: Some(n) } => {
                 write!(f, "server {server} has no channel {channel} (it has {n})")
             }

@@ -122,7 +122,7 @@ fn parse_entry(index: usize, entry: Value) -> Result<ServerConfig, ConfigError> 
         Some(Value::Number(n)) => match n.as_u64() {
             Some(0) => return Err(err("port 0 is not a usable port".into())),
             Some(p) if p <= u64::from(u16::MAX) => p as u16,
-            _ if n.is_f64() && n.as_f64().is_some_and(|f| f.fract() != 0.0) => {
+            _ if n.is_f64() => {
                 return Err(err(format!("port {n} must be an integer")))
             }
             _ => return Err(err(format!("port {n} is out of range 1-65535"))),

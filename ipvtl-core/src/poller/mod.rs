@@ -400,7 +400,7 @@ impl Poller {
         let stale: Vec<RequestId> = self
             .in_flight
             .iter()
-            .filter(|(id, f)| servers.get(&f.server).map_or(true, |e| e.in_flight != Some(**id)))
+            .filter(|(id, f)| servers.get(&f.server).is_none_or(|e| e.in_flight != Some(**id)))
             .map(|(id, _)| *id)
             .collect();
         for id in stale {

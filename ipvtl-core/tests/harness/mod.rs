@@ -279,7 +279,7 @@ impl Flight {
     /// Still in flight at `now`: not answered yet, or blackholed and not
     /// expired by the core yet.
     fn open(&self, now: Instant) -> bool {
-        self.gives_up.map_or(true, |at| at > now)
+        self.gives_up.is_none_or(|at| at > now)
     }
 }
 

@@ -141,7 +141,7 @@ fn flap_phase(since: Instant, now: Instant, period: Duration) -> (bool, Instant)
     let n = now.saturating_duration_since(since).as_nanos() / p;
     let next = u64::try_from(n + 1).ok().and_then(|k| period.checked_mul(u32::try_from(k).ok()?));
     let next = next.and_then(|d| since.checked_add(d)).unwrap_or(now + period);
-    (n % 2 == 0, next)
+    (n.is_multiple_of(2), next)
 }
 
 impl fmt::Display for Fault {

@@ -200,7 +200,7 @@ fn write_status(out: &mut String, up: Duration, fps: f64, kbps: f64, j: u64) {
     let s = up.as_secs();
     let _ = write!(out, "{:02}:{:02}:{:02} ", s / 3600, (s / 60) % 60, s % 60);
     // Mostly the nominal rate, now and then a frame or so less.
-    let dip = if j % 5 == 0 { 1.0 } else { 0.0 };
+    let dip = if j.is_multiple_of(5) { 1.0 } else { 0.0 };
     if fps.fract() == 0.0 {
         let _ = write!(out, "{}fps", (fps - dip) as u32);
     } else {
