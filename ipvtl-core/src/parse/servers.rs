@@ -122,9 +122,7 @@ fn parse_entry(index: usize, entry: Value) -> Result<ServerConfig, ConfigError> 
         Some(Value::Number(n)) => match n.as_u64() {
             Some(0) => return Err(err("port 0 is not a usable port".into())),
             Some(p) if p <= u64::from(u16::MAX) => p as u16,
-            _ if n.is_f64() => {
-                return Err(err(format!("port {n} must be an integer")))
-            }
+            _ if n.is_f64() => return Err(err(format!("port {n} must be an integer"))),
             _ => return Err(err(format!("port {n} is out of range 1-65535"))),
         },
         Some(_) => return Err(err("\"port\" must be an integer".into())),

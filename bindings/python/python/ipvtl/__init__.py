@@ -1,0 +1,77 @@
+"""Watch and control a fleet of IPVTL video transcoder servers.
+
+Blocking and asyncio, over the Rust client (``ipvtl-client``)::
+
+    import ipvtl
+    cluster = ipvtl.Cluster.from_file("servers/servers.json", concurrency=64, timeout=5.0)
+    snap = cluster.poll()
+    for s in snap.servers:
+        print(s.id, s.health, s.cpu_avg, [c.state for c in s.channels])
+    report = cluster.restart("server-01", 3)          # blocking
+    report = await cluster.restart_async("server-01", 3)  # asyncio
+
+Conventions: durations are float seconds; points in time are float seconds
+since the Unix epoch (like ``time.time()``); channels are numbered from 1;
+every model has ``to_dict()`` returning JSON-ready plain types.
+
+Errors derive from :class:`IpvtlError`: :class:`ConfigError`,
+:class:`ServerNotFound`, :class:`ChannelNotFound`, :class:`Busy`,
+:class:`MaintenanceError`, :class:`ActionFailed` (``.report``) and
+:class:`TransportError`. ``poll()`` never raises for one server: its
+``health`` and ``error`` say what failed.
+
+Offline testing: :mod:`ipvtl.testing` has a simulated fleet.
+"""
+
+import atexit as _atexit
+
+from ._ipvtl import (
+    ActionFailed,
+    ActionReport,
+    BatchReport,
+    Busy,
+    Channel,
+    ChannelNotFound,
+    Cluster,
+    ClusterSnapshot,
+    ConfigError,
+    Event,
+    EventStream,
+    IpvtlError,
+    MaintenanceError,
+    PhaseReport,
+    ReloadSummary,
+    Server,
+    ServerConfig,
+    ServerNotFound,
+    TransportError,
+    __version__,
+)
+from ._ipvtl import _shutdown
+
+# asyncio calls are completed from a background executor thread; stop it
+# (dropping whatever is still in flight) before the interpreter tears down.
+_atexit.register(_shutdown)
+
+__all__ = [
+    "ActionFailed",
+    "ActionReport",
+    "BatchReport",
+    "Busy",
+    "Channel",
+    "ChannelNotFound",
+    "Cluster",
+    "ClusterSnapshot",
+    "ConfigError",
+    "Event",
+    "EventStream",
+    "IpvtlError",
+    "MaintenanceError",
+    "PhaseReport",
+    "ReloadSummary",
+    "Server",
+    "ServerConfig",
+    "ServerNotFound",
+    "TransportError",
+    "__version__",
+]

@@ -1,0 +1,572 @@
+//! `Cluster`: the client's cluster with blocking and `*_async` methods.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use ipvtl_client::{ActionKind, ClientError, Cluster as Inner, Settings, SmolClock};
+use ipvtl_core::{BatchFilter, BatchSpec, BatchTarget, ChannelId, ChannelState, ServerId, Targets};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use serde_json::json;
+
+use crate::convert::{duration, secs, servers_json, value_to_py};
+use crate::errors;
+use crate::events::EventStream;
+use crate::models::{ActionReport, BatchReport, ClusterSnapshot, ReloadSummary, Server};
+use crate::runtime::{self, PyResultSend};
+
+/// A fleet of IPVTL servers polled on a driver thread of its own. Every
+/// network call has a blocking form (the interpreter is released while it
+/// waits) and an `*_async` form for asyncio.
+#[pyclass(frozen, module = "ipvtl._ipvtl")]
+pub struct Cluster {
+    inner: RwLock<Option<Inner>>,
+    clock: SmolClock,
+    path: Option<PathBuf>,
+}
+
+/// A Rust-side error that becomes an exception once attached.
+fn later(clock: SmolClock, e: ClientError) -> Box<dyn FnOnce(Python<'_>) -> PyErr + Send> {
+    Box::new(move |py| errors::to_py(py, Some(&clock), e))
+}
+
+fn send<T>(clock: SmolClock, r: Result<T, ClientError>) -> PyResultSend<T> {
+    match r {
+        Ok(v) => PyResultSend::Ok(v),
+        Err(e) => PyResultSend::Err(later(clock, e)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn settings(
+    interval: f64,
+    timeout: f64,
+    concurrency: usize,
+    priority_concurrency: Option<usize>,
+    backoff_max: Option<f64>,
+    offline_after: u32,
+    stop_timeout: Option<f64>,
+    start_timeout: Option<f64>,
+    watch_interval: Option<f64>,
+    body_limit: Option<u64>,
+    background: bool,
+    event_buffer: usize,
+) -> Result<Settings, ClientError> {
+    let d = Settings::default();
+    let dur = |name: &str, v: f64| duration(name, v).map_err(ClientError::Settings);
+    let opt = |name: &str, v: Option<f64>, default| v.map(|v| dur(name, v)).unwrap_or(Ok(default));
+    Ok(Settings {
+        interval: dur("interval", interval)?,
+        timeout: dur("timeout", timeout)?,
+        concurrency,
+        priority_concurrency: priority_concurrency.unwrap_or(d.priority_concurrency),
+        backoff_max: opt("backoff_max", backoff_max, d.backoff_max)?,
+        offline_after,
+        stop_timeout: opt("stop_timeout", stop_timeout, d.stop_timeout)?,
+        start_timeout: opt("start_timeout", start_timeout, d.start_timeout)?,
+        watch_interval: opt("watch_interval", watch_interval, d.watch_interval)?,
+        body_limit: body_limit.unwrap_or(d.body_limit),
+        background,
+        event_buffer,
+    })
+}
+
+/// The keyword arguments shared by `Cluster(...)` and `Cluster.from_file(...)`.
+macro_rules! with_settings {
+    ($py:expr, $($arg:ident),*) => {
+        settings($($arg),*).map_err(|e| errors::to_py($py, None, e))
+    };
+}
+
+impl Cluster {
+    fn wrap(py: Python<'_>, r: Result<Inner, ClientError>, path: Option<PathBuf>) -> PyResult<Self> {
+        let inner = r.map_err(|e| errors::to_py(py, None, e))?;
+        let clock = *inner.clock();
+        Ok(Cluster { inner: RwLock::new(Some(inner)), clock, path })
+    }
+
+    fn get(&self, py: Python<'_>) -> PyResult<Inner> {
+        let guard = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        guard.clone().ok_or_else(|| errors::to_py(py, None, ClientError::Closed))
+    }
+
+    fn err(&self, py: Python<'_>, e: ClientError) -> PyErr {
+        errors::to_py(py, Some(&self.clock), e)
+    }
+
+    fn action(&self, py: Python<'_>, id: &str, channel: u32, kind: ActionKind) -> PyResult<ActionReport> {
+        let inner = self.get(py)?;
+        let pending = inner.submit(id, channel, kind).map_err(|e| self.err(py, e))?;
+        let report = runtime::wait(py, pending)?.map_err(|e| self.err(py, e))?;
+        Ok(ActionReport::new(report, self.clock))
+    }
+
+    fn action_async<'py>(
+        &self,
+        py: Python<'py>,
+        id: &str,
+        channel: u32,
+        kind: ActionKind,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.get(py)?;
+        let clock = self.clock;
+        // Submitted now: refusals and the channel lock take effect at the
+        // call, as in the blocking form; the exception arrives on await.
+        let pending = inner.submit(id, channel, kind);
+        let fut = async move {
+            match pending {
+                Ok(p) => send(clock, p.await),
+                Err(e) => send(clock, Err(e)),
+            }
+        };
+        runtime::spawn(py, fut, Box::new(move |py, r| Ok(Py::new(py, ActionReport::new(r, clock))?.into_any())))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[pymethods]
+impl Cluster {
+    /// A cluster over `servers`: a list of dicts (the `servers.json` entry
+    /// form) or `ServerConfig` objects. Durations are float seconds.
+    #[new]
+    #[pyo3(signature = (servers, *, interval = 5.0, timeout = 5.0, concurrency = 64, priority_concurrency = None,
+        backoff_max = None, offline_after = 2, stop_timeout = None, start_timeout = None, watch_interval = None,
+        body_limit = None, background = true, event_buffer = 4096))]
+    fn new(
+        py: Python<'_>,
+        servers: &Bound<'_, PyAny>,
+        interval: f64,
+        timeout: f64,
+        concurrency: usize,
+        priority_concurrency: Option<usize>,
+        backoff_max: Option<f64>,
+        offline_after: u32,
+        stop_timeout: Option<f64>,
+        start_timeout: Option<f64>,
+        watch_interval: Option<f64>,
+        body_limit: Option<u64>,
+        background: bool,
+        event_buffer: usize,
+    ) -> PyResult<Self> {
+        let settings = with_settings!(
+            py,
+            interval,
+            timeout,
+            concurrency,
+            priority_concurrency,
+            backoff_max,
+            offline_after,
+            stop_timeout,
+            start_timeout,
+            watch_interval,
+            body_limit,
+            background,
+            event_buffer
+        )?;
+        let text = servers_json(servers)?;
+        let list = ipvtl_core::parse_servers(&text).map_err(|error| ClientError::Config { path: None, error });
+        Self::wrap(py, list.and_then(|l| Inner::new(l, settings)), None)
+    }
+
+    /// A cluster from a `servers.json` file (either form); `reload()` re-reads it.
+    #[staticmethod]
+    #[pyo3(signature = (path, *, interval = 5.0, timeout = 5.0, concurrency = 64, priority_concurrency = None,
+        backoff_max = None, offline_after = 2, stop_timeout = None, start_timeout = None, watch_interval = None,
+        body_limit = None, background = true, event_buffer = 4096))]
+    fn from_file(
+        py: Python<'_>,
+        path: PathBuf,
+        interval: f64,
+        timeout: f64,
+        concurrency: usize,
+        priority_concurrency: Option<usize>,
+        backoff_max: Option<f64>,
+        offline_after: u32,
+        stop_timeout: Option<f64>,
+        start_timeout: Option<f64>,
+        watch_interval: Option<f64>,
+        body_limit: Option<u64>,
+        background: bool,
+        event_buffer: usize,
+    ) -> PyResult<Self> {
+        let settings = with_settings!(
+            py,
+            interval,
+            timeout,
+            concurrency,
+            priority_concurrency,
+            backoff_max,
+            offline_after,
+            stop_timeout,
+            start_timeout,
+            watch_interval,
+            body_limit,
+            background,
+            event_buffer
+        )?;
+        Self::wrap(py, Inner::from_file(&path, settings), Some(path))
+    }
+
+    /// Number of servers.
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.get(py)?.len())
+    }
+
+    /// Server ids in configuration order.
+    #[getter]
+    fn ids(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let snap = self.get(py)?.snapshot();
+        Ok(snap.servers.iter().map(|s| s.config.id.as_str().to_string()).collect())
+    }
+
+    /// The settings in force, durations in seconds.
+    #[getter]
+    fn settings(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let inner = self.get(py)?;
+        let s = inner.settings();
+        let v = json!({
+            "interval": secs(s.interval), "timeout": secs(s.timeout), "concurrency": s.concurrency,
+            "priority_concurrency": s.priority_concurrency, "backoff_max": secs(s.backoff_max),
+            "offline_after": s.offline_after, "stop_timeout": secs(s.stop_timeout),
+            "start_timeout": secs(s.start_timeout), "watch_interval": secs(s.watch_interval),
+            "body_limit": s.body_limit, "background": s.background, "event_buffer": s.event_buffer,
+        });
+        value_to_py(py, &v)
+    }
+
+    /// Runs a sweep now (or joins the one queueing) and returns the fleet
+    /// when every poll of it has ended. Never raises for one server: its
+    /// `health` and `error` say what failed.
+    fn poll(&self, py: Python<'_>) -> PyResult<ClusterSnapshot> {
+        let inner = self.get(py)?;
+        let snap = runtime::wait(py, async { inner.poll_all().await })?.map_err(|e| self.err(py, e))?;
+        Ok(ClusterSnapshot::new(snap, self.clock))
+    }
+
+    /// `poll()` for asyncio.
+    fn poll_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.get(py)?;
+        let clock = self.clock;
+        let fut = async move { send(clock, inner.poll_all().await) };
+        runtime::spawn(py, fut, Box::new(move |py, s| Ok(Py::new(py, ClusterSnapshot::new(s, clock))?.into_any())))
+    }
+
+    /// The fleet as last polled. No network.
+    fn snapshot(&self, py: Python<'_>) -> PyResult<ClusterSnapshot> {
+        Ok(ClusterSnapshot::new(self.get(py)?.snapshot(), self.clock))
+    }
+
+    /// One server as last polled (ServerNotFound otherwise). No network.
+    fn server(&self, py: Python<'_>, id: &str) -> PyResult<Server> {
+        let inner = self.get(py)?;
+        let snap = inner.server(id).map_err(|e| self.err(py, e))?;
+        Ok(Server::new(snap, inner.now(), self.clock))
+    }
+
+    /// Polls one server now, ahead of the sweep, and returns it. A failed
+    /// poll is in the result's `error`, or raised as TransportError when
+    /// `raise_on_error` is true.
+    #[pyo3(signature = (id, *, raise_on_error = false))]
+    fn refresh(&self, py: Python<'_>, id: &str, raise_on_error: bool) -> PyResult<Server> {
+        let inner = self.get(py)?;
+        let snap = runtime::wait(py, async { inner.refresh(id).await })?.map_err(|e| self.err(py, e))?;
+        refreshed(py, snap, inner.now(), self.clock, raise_on_error)
+    }
+
+    /// `refresh()` for asyncio.
+    #[pyo3(signature = (id, *, raise_on_error = false))]
+    fn refresh_async<'py>(&self, py: Python<'py>, id: &str, raise_on_error: bool) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.get(py)?;
+        let clock = self.clock;
+        let id = id.to_string();
+        let fut = async move {
+            let r = inner.refresh(&id).await;
+            send(clock, r.map(|s| (s, inner.now())))
+        };
+        runtime::spawn(
+            py,
+            fut,
+            Box::new(move |py, (snap, now)| {
+                Ok(Py::new(py, refreshed(py, snap, now, clock, raise_on_error)?)?.into_any())
+            }),
+        )
+    }
+
+    /// Starts channel `channel` (1-based) and waits until it runs.
+    fn start(&self, py: Python<'_>, id: &str, channel: u32) -> PyResult<ActionReport> {
+        self.action(py, id, channel, ActionKind::Start)
+    }
+
+    /// Stops channel `channel` and waits until it is idle.
+    fn stop(&self, py: Python<'_>, id: &str, channel: u32) -> PyResult<ActionReport> {
+        self.action(py, id, channel, ActionKind::Stop)
+    }
+
+    /// Stop, wait until idle, start, wait until running; phases timed.
+    fn restart(&self, py: Python<'_>, id: &str, channel: u32) -> PyResult<ActionReport> {
+        self.action(py, id, channel, ActionKind::Restart)
+    }
+
+    /// `start()` for asyncio.
+    fn start_async<'py>(&self, py: Python<'py>, id: &str, channel: u32) -> PyResult<Bound<'py, PyAny>> {
+        self.action_async(py, id, channel, ActionKind::Start)
+    }
+
+    /// `stop()` for asyncio.
+    fn stop_async<'py>(&self, py: Python<'py>, id: &str, channel: u32) -> PyResult<Bound<'py, PyAny>> {
+        self.action_async(py, id, channel, ActionKind::Stop)
+    }
+
+    /// `restart()` for asyncio. Cancelling stops the waiting, not the
+    /// action: it runs to its end and holds the channel until then.
+    fn restart_async<'py>(&self, py: Python<'py>, id: &str, channel: u32) -> PyResult<Bound<'py, PyAny>> {
+        self.action_async(py, id, channel, ActionKind::Restart)
+    }
+
+    /// The channels a batch would act on, as `(server_id, channel)` pairs,
+    /// without acting. Same arguments as `batch()`.
+    #[pyo3(signature = (kind, *, targets = None, servers = None, tags = None, states = None, channels = None,
+        max_parallel = 4, stop_on_failure = false, failure_threshold = None))]
+    fn plan(
+        &self,
+        py: Python<'_>,
+        kind: &str,
+        targets: Option<Vec<(String, u32)>>,
+        servers: Option<Vec<String>>,
+        tags: Option<Vec<String>>,
+        states: Option<Vec<String>>,
+        channels: Option<Vec<u32>>,
+        max_parallel: usize,
+        stop_on_failure: bool,
+        failure_threshold: Option<usize>,
+    ) -> PyResult<Vec<(String, u32)>> {
+        let spec = batch_spec(
+            kind,
+            targets,
+            servers,
+            tags,
+            states,
+            channels,
+            max_parallel,
+            stop_on_failure,
+            failure_threshold,
+        )?;
+        let plan = self.get(py)?.plan(&spec).map_err(|e| self.err(py, e))?;
+        Ok(plan.into_iter().map(|t| (t.server.as_str().to_string(), t.channel.get())).collect())
+    }
+
+    /// Runs `kind` (`start`, `stop`, `restart`) over many channels,
+    /// `max_parallel` at a time, and returns the BatchReport. Channels are
+    /// `targets` (explicit `(server_id, channel)` pairs) or those matching
+    /// the filter: `servers`, `tags`, channel `states`, channel numbers
+    /// (empty or None matches all). Failed actions are in the report, not
+    /// raised.
+    #[pyo3(signature = (kind, *, targets = None, servers = None, tags = None, states = None, channels = None,
+        max_parallel = 4, stop_on_failure = false, failure_threshold = None))]
+    fn batch(
+        &self,
+        py: Python<'_>,
+        kind: &str,
+        targets: Option<Vec<(String, u32)>>,
+        servers: Option<Vec<String>>,
+        tags: Option<Vec<String>>,
+        states: Option<Vec<String>>,
+        channels: Option<Vec<u32>>,
+        max_parallel: usize,
+        stop_on_failure: bool,
+        failure_threshold: Option<usize>,
+    ) -> PyResult<BatchReport> {
+        let spec = batch_spec(
+            kind,
+            targets,
+            servers,
+            tags,
+            states,
+            channels,
+            max_parallel,
+            stop_on_failure,
+            failure_threshold,
+        )?;
+        let inner = self.get(py)?;
+        let (_, pending) = inner.submit_batch(spec).map_err(|e| self.err(py, e))?;
+        let report = runtime::wait(py, pending)?.map_err(|e| self.err(py, e))?;
+        Ok(BatchReport::new(report, self.clock))
+    }
+
+    /// `batch()` for asyncio.
+    #[pyo3(signature = (kind, *, targets = None, servers = None, tags = None, states = None, channels = None,
+        max_parallel = 4, stop_on_failure = false, failure_threshold = None))]
+    fn batch_async<'py>(
+        &self,
+        py: Python<'py>,
+        kind: &str,
+        targets: Option<Vec<(String, u32)>>,
+        servers: Option<Vec<String>>,
+        tags: Option<Vec<String>>,
+        states: Option<Vec<String>>,
+        channels: Option<Vec<u32>>,
+        max_parallel: usize,
+        stop_on_failure: bool,
+        failure_threshold: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let spec = batch_spec(
+            kind,
+            targets,
+            servers,
+            tags,
+            states,
+            channels,
+            max_parallel,
+            stop_on_failure,
+            failure_threshold,
+        )?;
+        let inner = self.get(py)?;
+        let clock = self.clock;
+        let submitted = inner.submit_batch(spec);
+        let fut = async move {
+            match submitted {
+                Ok((_, pending)) => send(clock, pending.await),
+                Err(e) => send(clock, Err(e)),
+            }
+        };
+        runtime::spawn(py, fut, Box::new(move |py, r| Ok(Py::new(py, BatchReport::new(r, clock))?.into_any())))
+    }
+
+    /// A stream of events from now on: iterate it (blocking), `async for`
+    /// it, and close it (or use it as a context manager).
+    fn events(&self, py: Python<'_>) -> PyResult<EventStream> {
+        Ok(EventStream::new(Arc::new(self.get(py)?.subscribe()), self.clock))
+    }
+
+    /// Replaces the server list: with `servers` (a list as for `Cluster()`),
+    /// or by re-reading the file the cluster came from. Servers that remain
+    /// keep their state; a bad list changes nothing (ConfigError).
+    #[pyo3(signature = (servers = None))]
+    fn reload(&self, py: Python<'_>, servers: Option<&Bound<'_, PyAny>>) -> PyResult<ReloadSummary> {
+        let inner = self.get(py)?;
+        let summary = match (servers, &self.path) {
+            (Some(list), _) => {
+                let text = servers_json(list)?;
+                let list = ipvtl_core::parse_servers(&text)
+                    .map_err(|error| self.err(py, ClientError::Config { path: None, error }))?;
+                inner.reload(list)
+            }
+            (None, Some(path)) => inner.reload_file(path),
+            (None, None) => {
+                return Err(PyValueError::new_err("this cluster was not made from a file: pass the new server list"))
+            }
+        };
+        Ok(ReloadSummary(summary.map_err(|e| self.err(py, e))?))
+    }
+
+    /// Puts a server in or out of maintenance (polled; no alarms, no actions).
+    fn set_maintenance(&self, py: Python<'_>, id: &str, on: bool) -> PyResult<()> {
+        self.get(py)?.set_maintenance(id, on).map_err(|e| self.err(py, e))
+    }
+
+    /// Turns background sweeps on or off.
+    fn set_background(&self, py: Python<'_>, on: bool) -> PyResult<()> {
+        self.get(py)?.set_background(on);
+        Ok(())
+    }
+
+    /// Actions under way: `[{action_id, server_id, channel, kind, phase, batch_id}]`.
+    fn actions(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let list: Vec<_> = self
+            .get(py)?
+            .actions()
+            .into_iter()
+            .map(|a| {
+                json!({
+                    "action_id": a.action.0, "server_id": a.server.as_str(), "channel": a.channel.get(),
+                    "kind": a.kind.as_str(), "phase": a.phase.as_str(), "batch_id": a.batch.map(|b| b.0),
+                })
+            })
+            .collect();
+        value_to_py(py, &serde_json::Value::Array(list))
+    }
+
+    /// Stops the cluster: no new calls; the driver thread ends once calls
+    /// under way have. Idempotent.
+    fn close(&self, py: Python<'_>) {
+        let taken = self.inner.write().unwrap_or_else(|p| p.into_inner()).take();
+        // Dropping the last handle joins the driver thread: do it detached.
+        py.detach(move || drop(taken));
+    }
+
+    /// True once `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).is_none()
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) {
+        self.close(py)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        match self.get(py) {
+            Ok(inner) => format!("Cluster(servers={})", inner.len()),
+            Err(_) => "Cluster(closed)".into(),
+        }
+    }
+}
+
+fn refreshed(
+    py: Python<'_>,
+    snap: ipvtl_core::ServerSnapshot,
+    now: ipvtl_core::Instant,
+    clock: SmolClock,
+    raise_on_error: bool,
+) -> PyResult<Server> {
+    if raise_on_error {
+        if let Some(error) = &snap.state.error {
+            return Err(errors::poll_failed(py, snap.config.id.as_str(), error));
+        }
+    }
+    Ok(Server::new(snap, now, clock))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn batch_spec(
+    kind: &str,
+    targets: Option<Vec<(String, u32)>>,
+    servers: Option<Vec<String>>,
+    tags: Option<Vec<String>>,
+    states: Option<Vec<String>>,
+    channels: Option<Vec<u32>>,
+    max_parallel: usize,
+    stop_on_failure: bool,
+    failure_threshold: Option<usize>,
+) -> PyResult<BatchSpec> {
+    let kind = ActionKind::parse(kind)
+        .ok_or_else(|| PyValueError::new_err(format!("kind must be start, stop or restart, not {kind:?}")))?;
+    let channel = |n: u32| ChannelId::new(n).ok_or_else(|| PyValueError::new_err("channels are numbered from 1"));
+    let filtered = servers.is_some() || tags.is_some() || states.is_some() || channels.is_some();
+    let targets = match targets {
+        Some(_) if filtered => {
+            return Err(PyValueError::new_err("give targets or a filter (servers, tags, states, channels), not both"))
+        }
+        Some(list) => Targets::Channels(
+            list.into_iter()
+                .map(|(s, n)| Ok(BatchTarget { server: ServerId::from(s), channel: channel(n)? }))
+                .collect::<PyResult<_>>()?,
+        ),
+        None => Targets::Filter(BatchFilter {
+            servers: servers.unwrap_or_default().into_iter().map(ServerId::from).collect(),
+            tags: tags.unwrap_or_default(),
+            states: states.unwrap_or_default().iter().map(|s| ChannelState::parse(s)).collect(),
+            channels: channels.unwrap_or_default().into_iter().map(channel).collect::<PyResult<_>>()?,
+        }),
+    };
+    let mut spec = BatchSpec::new(kind, targets);
+    spec.max_parallel = max_parallel;
+    spec.stop_on_failure = stop_on_failure;
+    spec.failure_threshold = failure_threshold;
+    Ok(spec)
+}

@@ -1,0 +1,172 @@
+"""Every exception, raised for its real cause against the simulator."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+import ipvtl
+from ipvtl.testing import SimFleet
+
+from conftest import SETTINGS, running_channel, wait_until
+
+
+def test_the_tree_is_rooted_at_ipvtl_error() -> None:
+    for exc in (
+        ipvtl.ConfigError,
+        ipvtl.ServerNotFound,
+        ipvtl.ChannelNotFound,
+        ipvtl.Busy,
+        ipvtl.MaintenanceError,
+        ipvtl.ActionFailed,
+        ipvtl.TransportError,
+    ):
+        assert issubclass(exc, ipvtl.IpvtlError)
+    assert issubclass(ipvtl.IpvtlError, Exception)
+
+
+def test_config_error_for_bad_lists_files_and_settings(fleet: SimFleet, tmp_path: Path) -> None:
+    with pytest.raises(ipvtl.ConfigError, match="duplicate") as e:
+        ipvtl.Cluster([{"id": "a", "host": "127.0.0.1"}, {"id": "a", "host": "127.0.0.2"}])
+    assert e.value.kind == "config"
+    with pytest.raises(ipvtl.ConfigError, match="host"):
+        ipvtl.Cluster([{"id": "a", "host": ""}])
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"id": "a", "host": "127.0.0.1"},')
+    with pytest.raises(ipvtl.ConfigError, match="bad.json"):
+        ipvtl.Cluster.from_file(bad)
+    with pytest.raises(ipvtl.ConfigError) as e:
+        ipvtl.Cluster.from_file(tmp_path / "missing.json")
+    assert e.value.kind == "io"
+    with pytest.raises(ipvtl.ConfigError, match="concurrency"):
+        ipvtl.Cluster(fleet.servers, concurrency=0)
+    with pytest.raises(ipvtl.ConfigError, match="timeout"):
+        ipvtl.Cluster(fleet.servers, timeout=-1.0)
+    with ipvtl.Cluster(fleet.servers, **SETTINGS) as c:
+        with pytest.raises(ipvtl.ConfigError):
+            c.reload([{"id": "x", "host": "127.0.0.1", "port": 0}])
+        assert c.ids == fleet.ids, "a bad reload changes nothing"
+        with pytest.raises(ipvtl.ConfigError, match="max_parallel"):
+            c.batch("restart", max_parallel=0)
+
+
+def test_server_not_found(cluster: ipvtl.Cluster) -> None:
+    for call in (
+        lambda: cluster.restart("nope", 1),
+        lambda: cluster.start("nope", 1),
+        lambda: cluster.stop("nope", 1),
+        lambda: cluster.refresh("nope"),
+        lambda: cluster.server("nope"),
+        lambda: cluster.set_maintenance("nope", True),
+        lambda: cluster.snapshot().server("nope"),
+    ):
+        with pytest.raises(ipvtl.ServerNotFound) as e:
+            call()
+        assert e.value.server_id == "nope"
+        assert e.value.kind == "server_not_found"
+
+
+def test_channel_not_found_sends_nothing(fleet: SimFleet, cluster: ipvtl.Cluster) -> None:
+    sid = fleet.ids[0]
+    cluster.poll()
+    fleet.reset_records()
+    with pytest.raises(ipvtl.ChannelNotFound) as e:
+        cluster.restart(sid, 0)
+    assert e.value.channel == 0 and e.value.count is None
+    with pytest.raises(ipvtl.ChannelNotFound) as e:
+        cluster.restart(sid, 5)
+    assert (e.value.server_id, e.value.channel, e.value.count) == (sid, 5, 4)
+    assert fleet.record(sid)["total_requests"] == 0
+
+
+def test_busy_while_an_action_holds_the_channel(fleet: SimFleet, cluster: ipvtl.Cluster) -> None:
+    sid = fleet.ids[1]
+    cluster.poll()
+    ch = running_channel(fleet, sid)
+    fleet.reset_records()
+    result: list[ipvtl.ActionReport] = []
+    t = threading.Thread(target=lambda: result.append(cluster.restart(sid, ch)))
+    t.start()
+    wait_until(lambda: any(a["channel"] == ch for a in cluster.actions()))
+    with pytest.raises(ipvtl.Busy) as e:
+        cluster.restart(sid, ch)
+    assert (e.value.server_id, e.value.channel) == (sid, ch)
+    t.join()
+    assert result and result[0].ok
+    actions = [c["action"] for c in fleet.record(sid)["commands"]]
+    assert actions == ["stop", "start"], "the server saw one restart"
+
+
+def test_maintenance_refuses_actions(fleet: SimFleet, cluster: ipvtl.Cluster) -> None:
+    sid = fleet.ids[0]
+    cluster.poll()
+    cluster.set_maintenance(sid, True)
+    with pytest.raises(ipvtl.MaintenanceError) as e:
+        cluster.restart(sid, 1)
+    assert e.value.server_id == sid
+
+
+def test_action_failed_carries_the_report(fleet: SimFleet, cluster: ipvtl.Cluster) -> None:
+    sid = fleet.ids[2]
+    cluster.poll()
+    ch = running_channel(fleet, sid)
+    fleet.set_fault(sid, "reject_commands")
+    fleet.reset_records()
+    with pytest.raises(ipvtl.ActionFailed) as e:
+        cluster.restart(sid, ch)
+    report = e.value.report
+    assert isinstance(report, ipvtl.ActionReport)
+    assert not report.ok and report.error_kind == "stop_failed" and report.server_id == sid
+    assert report.channel == ch and report.kind == "restart" and report.error
+    assert [c["action"] for c in fleet.record(sid)["commands"]] == ["stop"], "no start after a failed stop"
+
+
+def test_action_failed_on_a_channel_stuck_stopping(fleet: SimFleet) -> None:
+    with ipvtl.Cluster(fleet.servers, **{**SETTINGS, "stop_timeout": 0.6}) as c:
+        sid = fleet.ids[3]
+        c.poll()
+        ch = running_channel(fleet, sid)
+        fleet.set_fault(sid, "stuck_stopping")
+        with pytest.raises(ipvtl.ActionFailed) as e:
+            c.restart(sid, ch)
+        report = e.value.report
+        assert report.error_kind == "stop_timeout" and report.final_state == "stopping"
+
+
+@pytest.mark.parametrize(
+    "fault, kind, unreachable",
+    [("down", "connect", True), ("hang", "timeout", True), ("reset", "io", True), ("http500", "http", False),
+     ("malformed", "malformed", False), ("oversized", "too_large", False)],
+)
+def test_transport_error_on_refresh(
+    fleet: SimFleet, cluster: ipvtl.Cluster, fault: str, kind: str, unreachable: bool
+) -> None:
+    sid = fleet.ids[4]
+    fleet.set_fault(sid, fault)
+    with pytest.raises(ipvtl.TransportError) as e:
+        cluster.refresh(sid, raise_on_error=True)
+    assert e.value.kind == kind and e.value.server_id == sid
+    assert e.value.unreachable is unreachable
+    # Without raise_on_error the same failure is in the result.
+    s = cluster.refresh(sid)
+    assert s.error_kind == kind and s.health in ("offline", "error")
+
+
+def test_poll_never_raises_for_one_server(fleet: SimFleet, cluster: ipvtl.Cluster) -> None:
+    fleet.set_fault(fleet.ids[0], "down")
+    fleet.set_fault(fleet.ids[1], "malformed")
+    snap = cluster.poll()
+    assert snap.server(fleet.ids[0]).health == "offline"
+    assert snap.server(fleet.ids[1]).health == "error"
+    assert snap.counts()["online"] == len(fleet) - 2
+
+
+def test_sim_argument_errors(fleet: SimFleet) -> None:
+    with pytest.raises(ipvtl.ServerNotFound):
+        fleet.set_fault("nope", "hang")
+    with pytest.raises(ValueError):
+        fleet.set_fault(fleet.ids[0], "explode")
+    with pytest.raises(ValueError):
+        SimFleet(0)

@@ -1,0 +1,84 @@
+"""Blocking calls release the interpreter: threads overlap."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import ipvtl
+from ipvtl.testing import SimFleet
+
+from conftest import overlap
+
+
+def test_four_threads_polling_overlap(fleet: SimFleet, cluster: ipvtl.Cluster) -> None:
+    slow = fleet.ids[:4]
+    for sid in slow:
+        fleet.set_fault(sid, ("slow", 0.4))
+    fleet.reset_records()
+    intervals: list[tuple[float, float]] = []
+    ticks: list[float] = []
+    stop = threading.Event()
+    barrier = threading.Barrier(4)
+
+    def heartbeat() -> None:
+        # Pure Python: it can only run while no thread holds the interpreter.
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.01)
+
+    def work(sid: str) -> None:
+        barrier.wait()
+        t0 = time.perf_counter()
+        s = cluster.refresh(sid)
+        intervals.append((t0, time.perf_counter()))
+        assert s.health == "online"
+
+    beat = threading.Thread(target=heartbeat)
+    beat.start()
+    threads = [threading.Thread(target=work, args=(sid,)) for sid in slow]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    beat.join()
+    assert len(intervals) == 4 and overlap(intervals)
+    assert fleet.max_concurrent_total() == 4, "all four requests were in flight at once"
+    inside = [t for t in ticks if max(s for s, _ in intervals) < t < min(e for _, e in intervals)]
+    assert len(inside) >= 5, "Python kept running while the four calls waited"
+
+
+def test_four_threads_full_polls(fleet: SimFleet, cluster: ipvtl.Cluster) -> None:
+    # A poll() that starts while another sweep is under way does not wait for
+    # a server still busy from it (the core skips it), so whole polls need
+    # not overlap; what must hold is that Python runs while they wait.
+    fleet.set_fault(fleet.ids[0], ("slow", 0.4))
+    intervals: list[tuple[float, float]] = []
+    snaps: list[ipvtl.ClusterSnapshot] = []
+    ticks: list[float] = []
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.01)
+
+    def work() -> None:
+        t0 = time.perf_counter()
+        snaps.append(cluster.poll())
+        intervals.append((t0, time.perf_counter()))
+
+    beat = threading.Thread(target=heartbeat)
+    beat.start()
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    beat.join()
+    assert len(snaps) == 4
+    longest = max(intervals, key=lambda iv: iv[1] - iv[0])
+    assert len([t for t in ticks if longest[0] < t < longest[1]]) >= 5, "Python ran during the slow poll"
+    assert cluster.snapshot().counts()["online"] == len(fleet)
