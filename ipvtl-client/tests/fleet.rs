@@ -178,3 +178,22 @@ fn no_tokio_in_the_dependency_tree() {
     let tokio: Vec<&str> = tree.lines().filter(|l| l.starts_with("tokio")).collect();
     assert!(tokio.is_empty(), "tokio found: {tokio:?}");
 }
+
+#[test]
+fn poll_all_during_a_sweep_waits_for_the_polls_under_way() {
+    let sim = common::sim(8);
+    let slow = sim.ids()[0].clone();
+    sim.set_fault(&slow, Some(Fault::Slow(Duration::from_millis(700))));
+    let cluster = common::cluster(&sim, common::settings());
+    let first = {
+        let c = cluster.clone();
+        std::thread::spawn(move || c.blocking().poll_all().unwrap())
+    };
+    // Every fast server has answered; the slow one is still under way.
+    std::thread::sleep(Duration::from_millis(250));
+    let second = cluster.blocking().poll_all().unwrap();
+    let seen = by_id(&second.servers);
+    assert_eq!(seen[&slow].state.health, Health::Online, "the second sweep waited for the slow answer");
+    assert_eq!(sim.record(&slow).unwrap().status_requests, 1, "and did not send it a second request");
+    assert_eq!(by_id(&first.join().unwrap().servers)[&slow].state.health, Health::Online);
+}

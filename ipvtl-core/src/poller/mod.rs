@@ -106,6 +106,9 @@ struct InFlight {
     lane: Lane,
     /// The sweep this poll counts for, if any.
     sweep: Option<u64>,
+    /// A later sweep that started while this poll was under way and counts
+    /// its answer instead of sending another (so it waits for it).
+    joined: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -237,7 +240,7 @@ impl Poller {
             Lane::Priority => self.priority_in_flight += 1,
         }
         let deadline = now + self.config.timeout + self.config.grace;
-        self.in_flight.insert(request_id, InFlight { server: id, sent_at: now, deadline, lane, sweep });
+        self.in_flight.insert(request_id, InFlight { server: id, sent_at: now, deadline, lane, sweep, joined: None });
         PollRequest {
             id: request_id,
             server,
@@ -426,7 +429,7 @@ impl Poller {
             Lane::Sweep => self.sweep_in_flight -= 1,
             Lane::Priority => self.priority_in_flight -= 1,
         }
-        if let Some(sweep) = flight.sweep {
+        for sweep in [flight.sweep, flight.joined].into_iter().flatten() {
             if let Some(done) = self.schedule.poll_ended(sweep, None, now) {
                 self.events.push_back(done);
             }
@@ -467,7 +470,7 @@ impl Poller {
             Lane::Sweep => self.sweep_in_flight -= 1,
             Lane::Priority => self.priority_in_flight -= 1,
         }
-        if let Some(sweep) = flight.sweep {
+        for sweep in [flight.sweep, flight.joined].into_iter().flatten() {
             if let Some(done) = self.schedule.poll_ended(sweep, Some(ok), now) {
                 self.events.push_back(done);
             }
@@ -482,7 +485,9 @@ impl Poller {
 
     /// Starts a sweep at once, unless one still has servers waiting for a
     /// slot (that one is fresh enough). Returns the number of the sweep to
-    /// wait for: a [`Event::SweepFinished`] with that number follows.
+    /// wait for: a [`Event::SweepFinished`] with that number follows once
+    /// every server not backed off has answered, including servers whose
+    /// poll was already under way when the sweep started.
     pub fn sweep_now(&mut self, now: Instant) -> u64 {
         if self.queue.is_empty() {
             self.start_sweep(now);
@@ -502,7 +507,19 @@ impl Poller {
         let mut skipped = 0;
         for id in &self.order {
             let Some(entry) = self.servers.get_mut(id) else { continue };
-            if entry.in_flight.is_some() || entry.skip_until_sweep >= number {
+            if let Some(request) = entry.in_flight {
+                // A poll under way (a slow answer, a refresh) serves this
+                // sweep too: the sweep waits for it rather than skip it.
+                match self.in_flight.get_mut(&request) {
+                    Some(flight) if flight.joined.is_none() => {
+                        flight.joined = Some(number);
+                        queued += 1;
+                    }
+                    _ => skipped += 1,
+                }
+                continue;
+            }
+            if entry.skip_until_sweep >= number {
                 skipped += 1;
                 continue;
             }
