@@ -197,3 +197,31 @@ fn poll_all_during_a_sweep_waits_for_the_polls_under_way() {
     assert_eq!(sim.record(&slow).unwrap().status_requests, 1, "and did not send it a second request");
     assert_eq!(by_id(&first.join().unwrap().servers)[&slow].state.health, Health::Online);
 }
+
+#[test]
+fn a_subscriber_that_never_reads_loses_events_but_never_slows_polling() {
+    let sim = common::sim(30);
+    let cluster = common::cluster(&sim, Settings { event_buffer: 4, ..common::settings() });
+    let stuck = cluster.subscribe();
+    // A subscriber that keeps reading sees every sweep end despite the
+    // small buffer.
+    let reader = cluster.blocking().subscribe();
+    let counter = std::thread::spawn(move || {
+        let mut sweeps = 0;
+        while sweeps < 3 {
+            match reader.recv_timeout(Duration::from_secs(10)) {
+                Some(ipvtl_client::Event::SweepFinished { .. }) => sweeps += 1,
+                Some(_) => {}
+                None => break,
+            }
+        }
+        (sweeps, reader.dropped())
+    });
+    for _ in 0..3 {
+        let fleet = cluster.blocking().poll_all().unwrap();
+        assert!(fleet.servers.iter().all(|s| s.state.health == Health::Online));
+    }
+    assert!(stuck.dropped() > 0, "the stuck subscriber's buffer of 4 overflowed");
+    let (sweeps, _) = counter.join().unwrap();
+    assert_eq!(sweeps, 3);
+}

@@ -157,7 +157,7 @@ async fn serve(shared: Arc<Shared>, i: usize, stream: Async<TcpStream>) {
             }
         };
         let route = Route::of(&req, shared.config.channels);
-        let (_in_flight, n) = InFlightGuard::enter(&server.in_flight, &shared.in_flight);
+        let (in_flight, n) = InFlightGuard::enter(&server.in_flight, &shared.in_flight);
         lock(&server.record).note(route.seen(), shared.elapsed(), n);
 
         let fault = server.fault();
@@ -185,6 +185,9 @@ async fn serve(shared: Arc<Shared>, i: usize, stream: Async<TcpStream>) {
         } else {
             answer(&shared, i, route, fault)
         };
+        // Leave before writing: once the answer is out, the client may send
+        // its next request at once, and the count must never see both.
+        drop(in_flight);
         if conn.respond(&resp, req.keep_alive).await.is_err() || !req.keep_alive {
             return;
         }
