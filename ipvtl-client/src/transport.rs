@@ -55,6 +55,9 @@ impl IsahcTransport {
             .connection_cache_size(options.connection_cache)
             .connect_timeout(options.connect_timeout)
             .redirect_policy(isahc::config::RedirectPolicy::None)
+            // Servers are mostly IP literals; curl's DNS cache would grow to
+            // one entry per server and is pruned by walking it on lookups.
+            .dns_cache(isahc::net::dns::DnsCache::Disable)
             .build()
             .map_err(|e| map_error(&e))?;
         Ok(IsahcTransport { client, body_limit: options.body_limit })
