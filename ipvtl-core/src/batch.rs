@@ -166,6 +166,11 @@ pub struct BatchReport {
 }
 
 impl BatchReport {
+    /// True when every planned action ran and succeeded.
+    pub fn is_ok(&self) -> bool {
+        self.failed() == 0 && self.skipped() == 0
+    }
+
     /// Actions that succeeded.
     pub fn ok(&self) -> usize {
         self.reports.iter().filter(|r| r.is_ok()).count()

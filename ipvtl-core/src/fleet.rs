@@ -9,7 +9,7 @@ use crate::action::{Action, ActionConfig, ActionError, ActionKind, ActionReport,
 use crate::batch::{plan, BatchError, BatchRun, BatchSpec, BatchTarget};
 use crate::event::Event;
 use crate::ids::{ActionId, BatchId, ChannelId, RequestId, ServerId};
-use crate::model::{ServerConfig, ServerState};
+use crate::model::{Health, ServerConfig, ServerState};
 use crate::poller::{Poller, PollerConfig, ReloadSummary};
 use crate::time::Instant;
 use crate::transport::{Request, Response, TransportError};
@@ -58,6 +58,13 @@ pub struct FleetSnapshot {
     pub sweep: u64,
     /// Every server, in configuration order.
     pub servers: Vec<ServerSnapshot>,
+}
+
+impl FleetSnapshot {
+    /// How many servers have `health`.
+    pub fn count(&self, health: Health) -> usize {
+        self.servers.iter().filter(|s| s.state.health == health).count()
+    }
 }
 
 /// An action under way, for display.

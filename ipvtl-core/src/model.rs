@@ -186,6 +186,9 @@ pub enum Health {
 }
 
 impl Health {
+    /// Every health, in display order.
+    pub const ALL: [Health; 4] = [Health::Online, Health::Offline, Health::Error, Health::Unknown];
+
     /// Lower-case name, as in the dashboard API.
     pub fn as_str(self) -> &'static str {
         match self {

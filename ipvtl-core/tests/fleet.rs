@@ -224,6 +224,7 @@ fn batch_runs_every_target_within_max_parallel() {
         report.reports.iter().map(|r| BatchTarget { server: r.server.clone(), channel: r.channel }).collect();
     assert_eq!(targets, plan, "one report per target, in plan order");
     assert_eq!(report.ok(), 6);
+    assert!(report.is_ok());
     assert_eq!(h.events_of("batch_progress").len(), 6);
 }
 
@@ -252,6 +253,7 @@ fn batch_stops_on_the_first_failure() {
     assert_eq!(kinds, ["ok", "probe_failed", "skipped", "skipped"]);
     assert!(report.stopped_early.is_some());
     assert_eq!((report.ok(), report.failed(), report.skipped()), (1, 1, 2));
+    assert!(!report.is_ok());
     assert!(h.paths_to("s3").iter().all(|p| *p == "/status"), "skipped targets get no command");
 }
 
@@ -310,6 +312,7 @@ fn snapshot_lists_servers_in_order() {
     let ids: Vec<&str> = snap.servers.iter().map(|s| s.config.id.as_str()).collect();
     assert_eq!(ids, ["s1", "s2", "s3"]);
     assert!(snap.servers.iter().all(|s| s.state.health == Health::Online));
+    assert_eq!(Health::ALL.map(|health| snap.count(health)), [3, 0, 0, 0]);
     assert_eq!(h.fleet.server_snapshot(&sid("s2")).unwrap(), snap.servers[1]);
     assert!(h.fleet.server_snapshot(&sid("s9")).is_none());
 }

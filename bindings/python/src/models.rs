@@ -369,9 +369,8 @@ impl ClusterSnapshot {
 impl ClusterSnapshot {
     fn counts_json(&self) -> Value {
         let mut counts = serde_json::Map::new();
-        for h in [core::Health::Online, core::Health::Offline, core::Health::Error, core::Health::Unknown] {
-            let n = self.snap.servers.iter().filter(|s| s.state.health == h).count();
-            counts.insert(h.as_str().into(), n.into());
+        for h in core::Health::ALL {
+            counts.insert(h.as_str().into(), self.snap.count(h).into());
         }
         Value::Object(counts)
     }
@@ -540,7 +539,7 @@ impl BatchReport {
         json!({
             "batch_id": r.batch.0,
             "kind": r.kind.as_str(),
-            "ok": r.failed() == 0 && r.skipped() == 0,
+            "ok": r.is_ok(),
             "succeeded": r.ok(),
             "failed": r.failed(),
             "skipped": r.skipped(),
@@ -566,7 +565,7 @@ impl BatchReport {
     /// True when every planned action succeeded.
     #[getter]
     fn ok(&self) -> bool {
-        self.report.failed() == 0 && self.report.skipped() == 0
+        self.report.is_ok()
     }
     #[getter]
     fn succeeded(&self) -> usize {
