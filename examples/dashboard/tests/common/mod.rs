@@ -9,30 +9,17 @@ use std::time::{Duration, Instant};
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
-use ipvtl_client::{ChannelState, Cluster, ServerConfig, Settings};
+use ipvtl_client::{ChannelState, Cluster, ServerConfig};
 use ipvtl_dashboard::{app, AppState, StateConfig};
-use ipvtl_sim::{SimConfig, SimFleet};
+use ipvtl_sim::SimFleet;
 use serde_json::Value;
 use tower::ServiceExt;
 
-pub fn settings() -> Settings {
-    Settings {
-        background: false,
-        timeout: Duration::from_millis(1_500),
-        offline_after: 1,
-        stop_timeout: Duration::from_secs(10),
-        start_timeout: Duration::from_secs(10),
-        watch_interval: Duration::from_millis(50),
-        ..Settings::default()
-    }
-}
-
-pub fn sim(count: usize) -> SimFleet {
-    let config = SimConfig::new(count)
-        .with_stopping_time(Duration::from_millis(300))
-        .with_start_delay(Duration::from_millis(100));
-    SimFleet::start(config).expect("simulator starts on loopback")
-}
+// The fleet and settings every integration test uses, shared with the
+// client's tests rather than written twice.
+#[path = "../../../../ipvtl-client/tests/common/mod.rs"]
+mod client_common;
+pub use client_common::{settings, sim};
 
 pub struct Harness {
     pub sim: SimFleet,
