@@ -408,7 +408,7 @@ impl Poller {
             .collect();
         for id in stale {
             if let Some(flight) = self.in_flight.remove(&id) {
-                self.release(&flight, now);
+                self.release(&flight, None, now);
             }
         }
         self.servers = next;
@@ -424,13 +424,15 @@ impl Poller {
         summary
     }
 
-    fn release(&mut self, flight: &InFlight, now: Instant) {
+    /// Frees the poll's slot and ends it for its sweeps: `Some(ok)` when
+    /// it was answered, `None` when it ended unseen (server removed).
+    fn release(&mut self, flight: &InFlight, ok: Option<bool>, now: Instant) {
         match flight.lane {
             Lane::Sweep => self.sweep_in_flight -= 1,
             Lane::Priority => self.priority_in_flight -= 1,
         }
         for sweep in [flight.sweep, flight.joined].into_iter().flatten() {
-            if let Some(done) = self.schedule.poll_ended(sweep, None, now) {
+            if let Some(done) = self.schedule.poll_ended(sweep, ok, now) {
                 self.events.push_back(done);
             }
         }
@@ -466,15 +468,7 @@ impl Poller {
                 Refresh::None => {}
             }
         }
-        match flight.lane {
-            Lane::Sweep => self.sweep_in_flight -= 1,
-            Lane::Priority => self.priority_in_flight -= 1,
-        }
-        for sweep in [flight.sweep, flight.joined].into_iter().flatten() {
-            if let Some(done) = self.schedule.poll_ended(sweep, Some(ok), now) {
-                self.events.push_back(done);
-            }
-        }
+        self.release(&flight, Some(ok), now);
     }
 
     /// Turns automatic sweeps on (the default) or off. With them off, the
