@@ -131,6 +131,11 @@ impl Cluster {
     pub fn subscribe(&self) -> Subscription {
         Subscription { inner: self.inner.subscribe() }
     }
+
+    /// See [`crate::Cluster::subscribe_with_buffer`].
+    pub fn subscribe_with_buffer(&self, capacity: usize) -> Subscription {
+        Subscription { inner: self.inner.subscribe_with_buffer(capacity) }
+    }
 }
 
 /// Blocking iterator over events. Ends when the cluster shuts down.

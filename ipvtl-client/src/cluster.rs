@@ -315,7 +315,14 @@ impl Cluster {
     /// A stream of events from now on. Many subscribers may exist; a slow
     /// one loses events rather than slowing the cluster.
     pub fn subscribe(&self) -> Subscription {
-        self.shared.dispatch.subscribe(self.shared.settings.event_buffer)
+        self.subscribe_with_buffer(self.shared.settings.event_buffer)
+    }
+
+    /// Like [`Cluster::subscribe`], with a buffer of `capacity` events for
+    /// this subscriber alone (at least 1): a pump that forwards everything
+    /// wants a large one, a view that only shows the latest state a small one.
+    pub fn subscribe_with_buffer(&self, capacity: usize) -> Subscription {
+        self.shared.dispatch.subscribe(capacity.max(1))
     }
 
     /// Replaces the server list. Servers that remain keep their state;

@@ -201,27 +201,35 @@ fn poll_all_during_a_sweep_waits_for_the_polls_under_way() {
 #[test]
 fn a_subscriber_that_never_reads_loses_events_but_never_slows_polling() {
     let sim = common::sim(30);
-    let cluster = common::cluster(&sim, Settings { event_buffer: 4, ..common::settings() });
-    let stuck = cluster.subscribe();
-    // A subscriber that keeps reading sees every sweep end despite the
-    // small buffer.
-    let reader = cluster.blocking().subscribe();
-    let counter = std::thread::spawn(move || {
-        let mut sweeps = 0;
-        while sweeps < 3 {
-            match reader.recv_timeout(Duration::from_secs(10)) {
-                Some(ipvtl_client::Event::SweepFinished { .. }) => sweeps += 1,
-                Some(_) => {}
-                None => break,
-            }
+    let cluster = common::cluster(&sim, common::settings());
+    let stuck = cluster.blocking().subscribe_with_buffer(4);
+    // A second subscriber with an ample buffer, read only at the end: it
+    // is the record of every event the cluster sent to both.
+    let record = cluster.blocking().subscribe_with_buffer(100_000);
+    // Three sweeps while the stuck subscriber's buffer is full. Were the
+    // driver to wait for it, they would never end: a watchdog of a minute
+    // turns that hang into a failure (this is not a speed limit).
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let sweeper = cluster.clone();
+    std::thread::spawn(move || {
+        for _ in 0..3 {
+            let fleet = sweeper.blocking().poll_all().unwrap();
+            assert!(fleet.servers.iter().all(|s| s.state.health == Health::Online));
         }
-        (sweeps, reader.dropped())
+        done_tx.send(()).unwrap();
     });
-    for _ in 0..3 {
-        let fleet = cluster.blocking().poll_all().unwrap();
-        assert!(fleet.servers.iter().all(|s| s.state.health == Health::Online));
-    }
-    assert!(stuck.dropped() > 0, "the stuck subscriber's buffer of 4 overflowed");
-    let (sweeps, _) = counter.join().unwrap();
-    assert_eq!(sweeps, 3);
+    done_rx.recv_timeout(Duration::from_secs(60)).expect("the sweeps ended despite the stuck subscriber");
+    // Background sweeps are off: no event arrives after the last sweep.
+    let events: Vec<_> = std::iter::from_fn(|| record.try_recv()).collect();
+    let sweeps = events.iter().filter(|e| matches!(e, ipvtl_client::Event::SweepFinished { .. })).count();
+    assert_eq!(sweeps, 3, "the reading subscriber saw every sweep end");
+    assert_eq!(record.dropped(), 0);
+    let kept: Vec<_> = std::iter::from_fn(|| stuck.try_recv()).collect();
+    assert_eq!(kept.len(), 4, "the stuck subscriber holds exactly its buffer");
+    assert_eq!(stuck.dropped() as usize, events.len() - 4, "and every other event is counted as dropped");
+    assert_eq!(
+        kept.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>(),
+        events[..4].iter().map(|e| format!("{e:?}")).collect::<Vec<_>>(),
+        "it kept the oldest"
+    );
 }
