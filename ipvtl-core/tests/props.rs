@@ -119,8 +119,8 @@ proptest! {
             (1..=n).map(|i| (ServerId::from(format!("s{i}")), Model::default())).collect();
         let mut eligible: BTreeMap<u64, BTreeSet<ServerId>> = BTreeMap::new();
         let mut counted: BTreeMap<u64, Vec<ServerId>> = BTreeMap::new();
-        // A poll under way when a sweep starts serves that sweep too (once).
-        let mut joined: BTreeSet<ServerId> = BTreeSet::new();
+        // A poll under way when a sweep starts serves that sweep too, and
+        // every other sweep that starts before it ends.
         let mut current = 0;
         for tick in &h.timeline {
             match tick {
@@ -137,10 +137,8 @@ proptest! {
                         .map(|(id, _)| id.clone())
                         .collect();
                     for id in in_flight {
-                        if joined.insert(id.clone()) {
-                            set.insert(id.clone());
-                            counted.entry(current).or_default().push(id.clone());
-                        }
+                        set.insert(id.clone());
+                        counted.entry(current).or_default().push(id.clone());
                     }
                     eligible.insert(*sweep, set);
                 }
@@ -162,7 +160,6 @@ proptest! {
                     }
                 }
                 Tick::Done { server, ok, unreachable, sweep } => {
-                    joined.remove(server);
                     let m = model.get_mut(server).unwrap();
                     if *ok {
                         *m = Model { health: Some(Health::Online), ..Model::default() };

@@ -50,9 +50,9 @@ def test_four_threads_polling_overlap(fleet: SimFleet, cluster: ipvtl.Cluster) -
 
 
 def test_four_threads_full_polls(fleet: SimFleet, cluster: ipvtl.Cluster) -> None:
-    # A poll() that starts while another sweep is under way does not wait for
-    # a server still busy from it (the core skips it), so whole polls need
-    # not overlap; what must hold is that Python runs while they wait.
+    # A poll() that starts while another sweep is under way waits for the
+    # polls still under way from it, so all four wait for the slow server;
+    # what must hold is that Python runs while they wait.
     fleet.set_fault(fleet.ids[0], ("slow", 0.4))
     intervals: list[tuple[float, float]] = []
     snaps: list[ipvtl.ClusterSnapshot] = []
@@ -79,6 +79,7 @@ def test_four_threads_full_polls(fleet: SimFleet, cluster: ipvtl.Cluster) -> Non
     stop.set()
     beat.join()
     assert len(snaps) == 4
+    assert all(snap.counts()["online"] == len(fleet) for snap in snaps)
     longest = max(intervals, key=lambda iv: iv[1] - iv[0])
     assert len([t for t in ticks if longest[0] < t < longest[1]]) >= 5, "Python ran during the slow poll"
     assert cluster.snapshot().counts()["online"] == len(fleet)

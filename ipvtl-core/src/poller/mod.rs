@@ -106,9 +106,9 @@ struct InFlight {
     lane: Lane,
     /// The sweep this poll counts for, if any.
     sweep: Option<u64>,
-    /// A later sweep that started while this poll was under way and counts
-    /// its answer instead of sending another (so it waits for it).
-    joined: Option<u64>,
+    /// Later sweeps that started while this poll was under way and count
+    /// its answer instead of sending another (so each waits for it).
+    joined: Vec<u64>,
 }
 
 #[derive(Debug)]
@@ -240,7 +240,8 @@ impl Poller {
             Lane::Priority => self.priority_in_flight += 1,
         }
         let deadline = now + self.config.timeout + self.config.grace;
-        self.in_flight.insert(request_id, InFlight { server: id, sent_at: now, deadline, lane, sweep, joined: None });
+        self.in_flight
+            .insert(request_id, InFlight { server: id, sent_at: now, deadline, lane, sweep, joined: Vec::new() });
         PollRequest {
             id: request_id,
             server,
@@ -431,7 +432,7 @@ impl Poller {
             Lane::Sweep => self.sweep_in_flight -= 1,
             Lane::Priority => self.priority_in_flight -= 1,
         }
-        for sweep in [flight.sweep, flight.joined].into_iter().flatten() {
+        for &sweep in flight.sweep.iter().chain(&flight.joined) {
             if let Some(done) = self.schedule.poll_ended(sweep, ok, now) {
                 self.events.push_back(done);
             }
@@ -503,13 +504,14 @@ impl Poller {
             let Some(entry) = self.servers.get_mut(id) else { continue };
             if let Some(request) = entry.in_flight {
                 // A poll under way (a slow answer, a refresh) serves this
-                // sweep too: the sweep waits for it rather than skip it.
+                // sweep too, and every later one that starts before it
+                // ends: each waits for it rather than skip it.
                 match self.in_flight.get_mut(&request) {
-                    Some(flight) if flight.joined.is_none() => {
-                        flight.joined = Some(number);
+                    Some(flight) => {
+                        flight.joined.push(number);
                         queued += 1;
                     }
-                    _ => skipped += 1,
+                    None => skipped += 1,
                 }
                 continue;
             }

@@ -345,6 +345,29 @@ fn refresh_of_a_server_in_flight_attaches_to_that_poll() {
 }
 
 #[test]
+fn every_sweep_started_during_a_slow_poll_waits_for_its_answer() {
+    let mut p = poller(2);
+    let first = drain(&mut p, t(0));
+    assert_eq!(names(&first), ["s1", "s2"]);
+    p.handle_response(first[1].id, ok(), t(5));
+    assert_eq!(sweeps_finished(&events(&mut p)), []);
+    // Three sweeps asked for while s1 is still answering: each sends s2
+    // again, none sends s1 again, and none ends before s1 answers.
+    let mut numbers = Vec::new();
+    for at in [10, 20, 30] {
+        numbers.push(p.sweep_now(t(at)));
+        let sent = drain(&mut p, t(at));
+        assert_eq!(names(&sent), ["s2"], "sweep at {at} ms");
+        p.handle_response(sent[0].id, ok(), t(at + 1));
+    }
+    assert_eq!(numbers, [2, 3, 4]);
+    assert_eq!(sweeps_finished(&events(&mut p)), [], "all four wait for s1");
+    p.handle_response(first[0].id, ok(), t(40));
+    let done = sweeps_finished(&events(&mut p));
+    assert_eq!(done, [(1, 40, 2, 0, 0), (2, 30, 2, 0, 0), (3, 20, 2, 0, 0), (4, 10, 2, 0, 0)]);
+}
+
+#[test]
 fn backoff_skips_1_3_7_then_caps() {
     let mut p = poller(1);
     let mut polled = Vec::new();
