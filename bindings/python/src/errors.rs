@@ -3,6 +3,8 @@
 use ipvtl_client::ClientError;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
 use pyo3::BoundObject;
 
 use crate::models::ActionReport;
@@ -46,6 +48,29 @@ pyo3::create_exception!(
     "A server could not be reached or answered badly (`kind`: connect, timeout, io, http, malformed, too_large)."
 );
 
+static SERVER_UNREACHABLE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// `ServerUnreachable(ActionFailed, TransportError)`: an action that failed
+/// because its server could not be reached is both, so either `except`
+/// catches it. Built with `type()` since `create_exception!` takes one base.
+fn server_unreachable(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    SERVER_UNREACHABLE
+        .get_or_try_init(py, || {
+            let bases = PyTuple::new(py, [py.get_type::<ActionFailed>(), py.get_type::<TransportError>()])?;
+            let namespace = PyDict::new(py);
+            namespace.set_item("__module__", "ipvtl._ipvtl")?;
+            namespace.set_item(
+                "__doc__",
+                "An action could not reach its server (connection refused, no answer in time, connection \
+                 broken). Both an ActionFailed (`report`) and a TransportError: `kind` is the cause (connect, \
+                 timeout, io), `unreachable` is True, `server_id` names the server.",
+            )?;
+            let made = py.get_type::<PyType>().call1(("ServerUnreachable", bases, namespace))?;
+            Ok::<_, PyErr>(made.cast_into::<PyType>()?.unbind())
+        })
+        .map(|t| t.bind(py))
+}
+
 /// Registers the exception classes in the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -57,6 +82,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MaintenanceError", py.get_type::<MaintenanceError>())?;
     m.add("ActionFailed", py.get_type::<ActionFailed>())?;
     m.add("TransportError", py.get_type::<TransportError>())?;
+    m.add("ServerUnreachable", server_unreachable(py)?)?;
     Ok(())
 }
 
@@ -109,11 +135,25 @@ pub fn to_py(py: Python<'_>, clock: Option<&ipvtl_client::SmolClock>, e: ClientE
             with_attrs(py, MaintenanceError::new_err(message), &[("kind", kind), ("server_id", obj(py, id.as_str()))])
         }
         ClientError::ActionFailed(report) => {
+            let cause = report.outcome.as_ref().err().and_then(|e| e.cause()).filter(|c| c.is_unreachable()).cloned();
+            let server = obj(py, report.server.as_str());
             let report = match clock {
                 Some(clock) => Py::new(py, ActionReport::new(*report, *clock)).map(Py::into_any).unwrap_or(py.None()),
                 None => py.None(),
             };
-            with_attrs(py, ActionFailed::new_err(message), &[("kind", kind), ("report", report)])
+            match (cause, server_unreachable(py)) {
+                (Some(cause), Ok(ty)) => with_attrs(
+                    py,
+                    PyErr::from_type(ty.clone(), message),
+                    &[
+                        ("kind", obj(py, cause.kind())),
+                        ("report", report),
+                        ("server_id", server),
+                        ("unreachable", obj(py, true)),
+                    ],
+                ),
+                _ => with_attrs(py, ActionFailed::new_err(message), &[("kind", kind), ("report", report)]),
+            }
         }
         ClientError::Transport(_) => with_attrs(py, TransportError::new_err(message), &[("kind", kind)]),
         // Closed, and any kind a newer client adds.

@@ -437,6 +437,7 @@ impl ActionReport {
             "final_state": r.final_state.as_ref().map(|s| s.as_str()),
             "error": r.outcome.as_ref().err().map(|e| e.to_string()),
             "error_kind": r.outcome.as_ref().err().map(|e| e.kind()),
+            "cause_kind": r.outcome.as_ref().err().and_then(|e| e.cause()).map(|c| c.kind()),
             "summary": r.summary(),
         })
     }
@@ -507,6 +508,13 @@ impl ActionReport {
     #[getter]
     fn error_kind(&self) -> Option<&'static str> {
         self.report.outcome.as_ref().err().map(|e| e.kind())
+    }
+    /// The request failure behind `error`, if one is: `connect`, `timeout`
+    /// or `io` (the server was unreachable), `http`, `malformed` or
+    /// `too_large`. None on success and for refusals.
+    #[getter]
+    fn cause_kind(&self) -> Option<&'static str> {
+        self.report.outcome.as_ref().err().and_then(|e| e.cause()).map(|c| c.kind())
     }
     /// One line for humans.
     #[getter]

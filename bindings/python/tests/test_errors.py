@@ -25,6 +25,7 @@ def test_the_tree_is_rooted_at_ipvtl_error() -> None:
     ):
         assert issubclass(exc, ipvtl.IpvtlError)
     assert issubclass(ipvtl.IpvtlError, Exception)
+    assert ipvtl.ServerUnreachable.__mro__[1:3] == (ipvtl.ActionFailed, ipvtl.TransportError)
 
 
 def test_config_error_for_bad_lists_files_and_settings(fleet: SimFleet, tmp_path: Path) -> None:
@@ -119,6 +120,8 @@ def test_action_failed_carries_the_report(fleet: SimFleet, cluster: ipvtl.Cluste
     report = e.value.report
     assert isinstance(report, ipvtl.ActionReport)
     assert not report.ok and report.error_kind == "stop_failed" and report.server_id == sid
+    assert report.cause_kind == "http" and report.to_dict()["cause_kind"] == "http"
+    assert not isinstance(e.value, ipvtl.TransportError), "the server answered: not a transport failure"
     assert report.channel == ch and report.kind == "restart" and report.error
     assert [c["action"] for c in fleet.record(sid)["commands"]] == ["stop"], "no start after a failed stop"
 
@@ -170,3 +173,33 @@ def test_sim_argument_errors(fleet: SimFleet) -> None:
         fleet.set_fault(fleet.ids[0], "explode")
     with pytest.raises(ValueError):
         SimFleet(0)
+
+
+def test_an_action_on_an_unreachable_server_is_both_action_failed_and_transport_error(fleet: SimFleet) -> None:
+    with ipvtl.Cluster(fleet.servers, **SETTINGS) as c:
+        known, never_polled = fleet.ids[4], fleet.ids[5]
+        c.refresh(known)
+        ch = running_channel(fleet, known)
+        fleet.set_fault(known, "down")
+        fleet.set_fault(never_polled, "down")
+        # The stop cannot connect: nothing was stopped, nothing started.
+        with pytest.raises(ipvtl.ServerUnreachable) as e:
+            c.restart(known, ch)
+        assert isinstance(e.value, ipvtl.ActionFailed) and isinstance(e.value, ipvtl.TransportError)
+        assert (e.value.kind, e.value.server_id, e.value.unreachable) == ("connect", known, True)
+        assert e.value.report.error_kind == "stop_failed" and e.value.report.cause_kind == "connect"
+        assert "channel not started" in str(e.value)
+        # The channel count is unknown, so the probe is what fails; either
+        # except clause catches it.
+        try:
+            c.start(never_polled, 1)
+        except ipvtl.TransportError as t:
+            assert t.kind == "connect" and t.server_id == never_polled
+            assert isinstance(t, ipvtl.ActionFailed) and t.report.error_kind == "probe_failed"
+        else:
+            raise AssertionError("start on a down server raised nothing")
+        # A stop may reach the dying server on a kept-alive connection, but
+        # nothing was carried out and no start was ever sent.
+        assert fleet.channel_state(known, ch) == "running"
+        assert [x["action"] for x in fleet.record(known)["commands"]] in ([], ["stop"])
+        assert fleet.record(never_polled)["commands"] == []

@@ -369,6 +369,9 @@ pub struct ActionReport {
     pub error_kind: Option<String>,
     /// Why it failed, for humans.
     pub error: Option<String>,
+    /// The request failure behind `error`, if one is (`unreachable` tells
+    /// a server that could not be reached from one that answered badly).
+    pub cause: Option<PollFailure>,
     /// The channel's last seen state.
     pub final_state: Option<String>,
     /// Each phase, in order.
@@ -395,6 +398,7 @@ impl From<&core_::ActionReport> for ActionReport {
             ok: r.is_ok(),
             error_kind: error.map(|e| e.kind().to_owned()),
             error: error.map(ToString::to_string),
+            cause: error.and_then(|e| e.cause()).map(Into::into),
             final_state: r.final_state.as_ref().map(|s| s.as_str().to_owned()),
             phases: r.phases.iter().map(Into::into).collect(),
             duration_ms: ms(r.duration()),

@@ -47,7 +47,7 @@ fn every_client_error_maps_to_the_variant_of_its_kind() {
         ChannelId::new(1).unwrap(),
         CoreKind::Stop,
         None,
-        ActionError::StopFailed { reason: "HTTP 500".into() },
+        ActionError::StopFailed { cause: ipvtl_client::core::PollError::Http { code: 500 } },
         CoreInstant::ZERO,
     );
     let cases = [

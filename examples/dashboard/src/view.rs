@@ -178,6 +178,9 @@ pub(crate) fn report_json(r: &ActionReport) -> Value {
         "final_state": r.final_state.as_ref().map(|s| s.as_str()),
         "error_kind": error_kind,
         "error": error,
+        // connect / timeout / io: the server was unreachable; http,
+        // malformed, too_large: it answered badly.
+        "cause_kind": r.outcome.as_ref().err().and_then(|e| e.cause()).map(|c| c.kind()),
     })
 }
 

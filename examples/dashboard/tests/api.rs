@@ -192,7 +192,14 @@ fn a_failed_action_is_a_502_with_its_report() {
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("stop failed"), "{body}");
     assert_eq!(body["error_kind"], "stop_failed");
+    assert_eq!(body["cause_kind"], "http", "the server answered, badly");
     assert!(commands(&h, &id).iter().all(|c| c.1 != Action::Start), "never started after a failed stop");
+    // Down: the same 502, and the cause says the server was unreachable.
+    h.sim.set_fault(&id, Some(ipvtl_sim::Fault::Down));
+    let (status, body) = h.post(&format!("/api/servers/{id}/channels/1/restart"));
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error_kind"], "stop_failed");
+    assert!(["connect", "io"].contains(&body["cause_kind"].as_str().unwrap_or("")), "{body}");
 }
 
 #[test]

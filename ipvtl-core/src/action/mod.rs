@@ -13,14 +13,13 @@
 
 mod report;
 
-use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 
 use crate::ids::{ActionId, BatchId, ChannelId};
-use crate::model::{ChannelState, ServerConfig, Status};
+use crate::model::{ChannelState, PollError, ServerConfig, Status};
 use crate::poller::classify;
 use crate::time::Instant;
 use crate::transport::{Request, RequestKind, Response, TransportError};
@@ -147,7 +146,7 @@ pub struct Action {
     outstanding: Option<RequestKind>,
     phases: Vec<PhaseReport>,
     last_state: Option<ChannelState>,
-    last_error: Option<String>,
+    last_error: Option<PollError>,
     report: Option<ActionReport>,
     finished: bool,
 }
@@ -270,14 +269,14 @@ impl Action {
             RequestKind::Stop(_) | RequestKind::Start(_) => {
                 let failure = match result {
                     Ok(resp) if resp.is_success() => None,
-                    Ok(resp) => Some(alloc::format!("server answered HTTP {}", resp.code)),
-                    Err(e) => Some(e.to_string()),
+                    Ok(resp) => Some(PollError::Http { code: resp.code }),
+                    Err(e) => Some(e.to_poll_error(self.config.request_timeout)),
                 };
                 match (failure, self.phase) {
                     (None, Phase::Stop) => self.advance(Phase::WaitIdle, now),
                     (None, _) => self.advance(Phase::WaitRunning, now),
-                    (Some(reason), Phase::Stop) => self.fail(ActionError::StopFailed { reason }, now),
-                    (Some(reason), _) => self.fail(ActionError::StartFailed { reason }, now),
+                    (Some(cause), Phase::Stop) => self.fail(ActionError::StopFailed { cause }, now),
+                    (Some(cause), _) => self.fail(ActionError::StartFailed { cause }, now),
                 }
                 None
             }
@@ -286,9 +285,9 @@ impl Action {
                     Ok(status) => status,
                     Err(e) => {
                         if self.phase == Phase::Probe {
-                            self.fail(ActionError::ProbeFailed { reason: e.to_string() }, now);
+                            self.fail(ActionError::ProbeFailed { cause: e }, now);
                         } else {
-                            self.last_error = Some(e.to_string());
+                            self.last_error = Some(e);
                             self.next_check = now + self.config.watch_interval;
                         }
                         return None;
@@ -331,10 +330,11 @@ impl Action {
         let after = now.saturating_since(self.phase_started_at);
         let last_state = self.last_state.clone();
         let last_error = self.last_error.clone();
+        let no_answer = PollError::Timeout { after_ms: after.as_millis() as u64 };
         let err = match self.phase {
-            Phase::Probe => ActionError::ProbeFailed { reason: "no answer to /status in time".to_string() },
-            Phase::Stop => ActionError::StopFailed { reason: "no answer to stop in time".to_string() },
-            Phase::Start => ActionError::StartFailed { reason: "no answer to start in time".to_string() },
+            Phase::Probe => ActionError::ProbeFailed { cause: no_answer },
+            Phase::Stop => ActionError::StopFailed { cause: no_answer },
+            Phase::Start => ActionError::StartFailed { cause: no_answer },
             Phase::WaitIdle => ActionError::StopTimeout { after, last_state, last_error },
             Phase::WaitRunning => ActionError::StartTimeout { after, last_state, last_error },
         };

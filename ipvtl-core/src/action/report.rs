@@ -8,7 +8,7 @@ use core::time::Duration;
 
 use super::{ActionKind, Phase};
 use crate::ids::{ActionId, BatchId, ChannelId, ServerId};
-use crate::model::ChannelState;
+use crate::model::{ChannelState, PollError};
 use crate::time::Instant;
 
 /// Why an action was refused or failed.
@@ -45,18 +45,18 @@ pub enum ActionError {
     },
     /// The `/status` probe that learns the channel count failed.
     ProbeFailed {
-        /// Why.
-        reason: String,
+        /// Why: unreachable, timed out, HTTP error or a bad body.
+        cause: PollError,
     },
     /// `stop` was not accepted; nothing was started.
     StopFailed {
-        /// Why.
-        reason: String,
+        /// Why: unreachable, timed out or an HTTP error status.
+        cause: PollError,
     },
     /// `start` was not accepted.
     StartFailed {
-        /// Why.
-        reason: String,
+        /// Why: unreachable, timed out or an HTTP error status.
+        cause: PollError,
     },
     /// The channel did not become idle within `stop_timeout`; not started.
     StopTimeout {
@@ -65,7 +65,7 @@ pub enum ActionError {
         /// The last state seen.
         last_state: Option<ChannelState>,
         /// The last watch error, if the last check failed.
-        last_error: Option<String>,
+        last_error: Option<PollError>,
     },
     /// The channel did not become running within `start_timeout`.
     StartTimeout {
@@ -74,7 +74,7 @@ pub enum ActionError {
         /// The last state seen.
         last_state: Option<ChannelState>,
         /// The last watch error, if the last check failed.
-        last_error: Option<String>,
+        last_error: Option<PollError>,
     },
     /// Not run: the batch it belonged to stopped first.
     Skipped {
@@ -100,6 +100,22 @@ impl ActionError {
         }
     }
 
+    /// The request failure behind this error, if one is: the cause of a
+    /// failed probe, stop or start, or the last failed check of a watch
+    /// that timed out. Tells an unreachable server
+    /// ([`PollError::is_unreachable`]) from one that answered badly.
+    pub fn cause(&self) -> Option<&PollError> {
+        match self {
+            ActionError::ProbeFailed { cause }
+            | ActionError::StopFailed { cause }
+            | ActionError::StartFailed { cause } => Some(cause),
+            ActionError::StopTimeout { last_error, .. } | ActionError::StartTimeout { last_error, .. } => {
+                last_error.as_ref()
+            }
+            _ => None,
+        }
+    }
+
     /// True when refused before anything was sent.
     pub fn is_refusal(&self) -> bool {
         matches!(
@@ -113,7 +129,7 @@ impl ActionError {
     }
 }
 
-fn last_seen(f: &mut fmt::Formatter<'_>, state: &Option<ChannelState>, error: &Option<String>) -> fmt::Result {
+fn last_seen(f: &mut fmt::Formatter<'_>, state: &Option<ChannelState>, error: &Option<PollError>) -> fmt::Result {
     match state {
         Some(s) => write!(f, "; last seen {s}")?,
         None => f.write_str("; state never seen")?,
@@ -135,9 +151,9 @@ impl fmt::Display for ActionError {
                 write!(f, "channel {channel} of {server} is busy with action {holder}")
             }
             ActionError::Maintenance { server } => write!(f, "server {server} is in maintenance"),
-            ActionError::ProbeFailed { reason } => write!(f, "could not read the channel list: {reason}"),
-            ActionError::StopFailed { reason } => write!(f, "stop failed: {reason}; channel not started"),
-            ActionError::StartFailed { reason } => write!(f, "start failed: {reason}"),
+            ActionError::ProbeFailed { cause } => write!(f, "could not read the channel list: {cause}"),
+            ActionError::StopFailed { cause } => write!(f, "stop failed: {cause}; channel not started"),
+            ActionError::StartFailed { cause } => write!(f, "start failed: {cause}"),
             ActionError::StopTimeout { after, last_state, last_error } => {
                 write!(f, "channel not idle after {} ms", after.as_millis())?;
                 last_seen(f, last_state, last_error)?;

@@ -154,20 +154,38 @@ fn watch_waits_for_the_interval_between_checks() {
 
 #[test]
 fn a_failed_stop_aborts_without_start() {
-    let table: Vec<(&str, Result<Response, TransportError>, &str)> = vec![
-        ("500", Ok(Response { code: 500, body: Vec::new() }), "server answered HTTP 500"),
-        ("404", Ok(Response { code: 404, body: Vec::new() }), "server answered HTTP 404"),
-        ("connect", Err(TransportError::Connect("refused".into())), "connection failed: refused"),
-        ("timeout", Err(TransportError::Timeout), "timed out"),
+    let table: Vec<(&str, Result<Response, TransportError>, PollError, &str)> = vec![
+        (
+            "500",
+            Ok(Response { code: 500, body: Vec::new() }),
+            PollError::Http { code: 500 },
+            "server answered HTTP 500",
+        ),
+        (
+            "404",
+            Ok(Response { code: 404, body: Vec::new() }),
+            PollError::Http { code: 404 },
+            "server answered HTTP 404",
+        ),
+        (
+            "connect",
+            Err(TransportError::Connect("refused".into())),
+            PollError::Connect { message: "refused".into() },
+            "connection failed: refused",
+        ),
+        ("timeout", Err(TransportError::Timeout), PollError::Timeout { after_ms: 1_000 }, "no answer within 1000 ms"),
     ];
-    for (name, answer, reason) in table {
+    for (name, answer, cause, text) in table {
         let mut a = action(ActionKind::Restart, 1, Some(1));
         let sent = run(&mut a, vec![step(0, stop(1), 30, answer), nothing(30), nothing(10_000)]);
         assert_eq!(sent, [stop(1)], "{name}");
         let r = a.take_report().expect(name);
-        assert_eq!(r.outcome, Err(ActionError::StopFailed { reason: reason.into() }), "{name}");
+        let unreachable = cause.is_unreachable();
+        assert_eq!(r.outcome, Err(ActionError::StopFailed { cause }), "{name}");
         assert_eq!(phases(&r), [(Phase::Stop, 30)]);
-        assert!(format!("{}", r.outcome.unwrap_err()).contains("channel not started"));
+        let err = r.outcome.unwrap_err();
+        assert_eq!(err.cause().map(PollError::is_unreachable), Some(unreachable), "{name}");
+        assert_eq!(format!("{err}"), format!("stop failed: {text}; channel not started"));
     }
 }
 
@@ -201,11 +219,11 @@ fn a_channel_stuck_stopping_times_out_and_is_not_started() {
 
 #[test]
 fn a_failed_start_is_reported() {
-    let table: Vec<(Result<Response, TransportError>, &str)> = vec![
-        (Ok(Response { code: 500, body: Vec::new() }), "server answered HTTP 500"),
-        (Err(TransportError::Io("reset".into())), "connection broke: reset"),
+    let table: Vec<(Result<Response, TransportError>, PollError)> = vec![
+        (Ok(Response { code: 500, body: Vec::new() }), PollError::Http { code: 500 }),
+        (Err(TransportError::Io("reset".into())), PollError::Io { message: "reset".into() }),
     ];
-    for (answer, reason) in table {
+    for (answer, cause) in table {
         let mut a = action(ActionKind::Restart, 1, Some(1));
         let sent = run(
             &mut a,
@@ -218,7 +236,7 @@ fn a_failed_start_is_reported() {
         );
         assert_eq!(sent, [stop(1), S, start(1)]);
         let r = a.take_report().unwrap();
-        assert_eq!(r.outcome, Err(ActionError::StartFailed { reason: reason.into() }));
+        assert_eq!(r.outcome, Err(ActionError::StartFailed { cause }));
         assert_eq!(phases(&r), [(Phase::Stop, 10), (Phase::WaitIdle, 10), (Phase::Start, 10)]);
     }
 }
@@ -247,7 +265,7 @@ fn a_channel_that_never_runs_times_out_on_the_start_budget() {
         Err(ActionError::StartTimeout {
             after: ms(3_990),
             last_state: Some(ChannelState::Idle),
-            last_error: Some(String::from("no answer within 1000 ms")),
+            last_error: Some(PollError::Timeout { after_ms: 1_000 }),
         })
     );
     assert_eq!(r.phase_duration(Phase::Start), Some(ms(10)));
@@ -399,7 +417,8 @@ fn watch_failures_are_tolerated_until_the_deadline() {
     let Err(ActionError::StopTimeout { last_state: None, last_error: Some(e), .. }) = &r.outcome else {
         panic!("{:?}", r.outcome)
     };
-    assert_eq!(e, "server answered HTTP 503");
+    assert_eq!(e, &PollError::Http { code: 503 });
+    assert_eq!(r.outcome.as_ref().unwrap_err().cause(), Some(&PollError::Http { code: 503 }));
     assert!(
         format!("{}", r.outcome.unwrap_err()).contains("state never seen; last check failed: server answered HTTP 503")
     );

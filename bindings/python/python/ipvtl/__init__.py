@@ -17,8 +17,9 @@ every model has ``to_dict()`` returning JSON-ready plain types.
 Errors derive from :class:`IpvtlError`: :class:`ConfigError`,
 :class:`ServerNotFound`, :class:`ChannelNotFound`, :class:`Busy`,
 :class:`MaintenanceError`, :class:`ActionFailed` (``.report``) and
-:class:`TransportError`. ``poll()`` never raises for one server: its
-``health`` and ``error`` say what failed.
+:class:`TransportError`; an action whose server could not be reached
+raises :class:`ServerUnreachable`, which is both of the last two. ``poll()``
+never raises for one server: its ``health`` and ``error`` say what failed.
 
 Offline testing: :mod:`ipvtl.testing` has a simulated fleet.
 """
@@ -44,6 +45,7 @@ from ._ipvtl import (
     Server,
     ServerConfig,
     ServerNotFound,
+    ServerUnreachable,
     TransportError,
     __version__,
 )
@@ -72,6 +74,7 @@ __all__ = [
     "Server",
     "ServerConfig",
     "ServerNotFound",
+    "ServerUnreachable",
     "TransportError",
     "__version__",
 ]

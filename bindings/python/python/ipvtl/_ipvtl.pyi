@@ -19,6 +19,7 @@ __all__ = [
     "Busy",
     "MaintenanceError",
     "ActionFailed",
+    "ServerUnreachable",
     "TransportError",
     "Cluster",
     "EventStream",
@@ -102,6 +103,13 @@ class TransportError(IpvtlError):
 
     server_id: str
     unreachable: bool
+
+class ServerUnreachable(ActionFailed, TransportError):
+    """An action could not reach its server (connection refused, no answer
+    in time, connection broken). Both an ActionFailed (`report`) and a
+    TransportError: `kind` is the cause (connect, timeout, io),
+    `unreachable` is True, `server_id` names the server.
+    """
 
 # ------------------------------------------------------------------ models
 
@@ -242,6 +250,10 @@ class ActionReport:
     def error(self) -> Optional[str]: ...
     @property
     def error_kind(self) -> Optional[str]: ...
+    @property
+    def cause_kind(
+        self,
+    ) -> Optional[Literal["connect", "timeout", "io", "http", "malformed", "too_large"]]: ...
     @property
     def summary(self) -> str: ...
     def to_dict(self) -> dict[str, Any]: ...

@@ -19,6 +19,7 @@ from ipvtl_ffi import (  # noqa: E402
     ActionKind,
     BatchFilter,
     BatchSpec,
+    BatchTarget,
     BatchTargets,
     Cluster,
     ClusterEvent,
@@ -273,6 +274,27 @@ def test_batch_and_plan():
     assert all(SIM.channel_state(i, 1) == "running" for i in ids)
     bad = BatchSpec(kind=ActionKind.STOP, targets=BatchTargets.CHANNELS(targets=[]), max_parallel=0)
     expect(IpvtlError.Batch, c.plan, bad)
+
+
+def test_a_failed_action_report_names_its_cause():
+    c = cluster()
+    c.poll_blocking()
+    rejecting, down = SIM.ids()[2], SIM.ids()[3]
+    SIM.set_fault(rejecting, "reject_commands")
+    SIM.set_fault(down, "down")
+    try:
+        targets = [BatchTarget(server_id=rejecting, channel=1), BatchTarget(server_id=down, channel=1)]
+        spec = BatchSpec(kind=ActionKind.STOP, targets=BatchTargets.CHANNELS(targets=targets), max_parallel=2)
+        report = c.batch_blocking(spec)
+        assert report.failed == 2, report
+        by_id = {r.server_id: r for r in report.reports}
+        assert by_id[rejecting].error_kind == "stop_failed"
+        assert (by_id[rejecting].cause.kind, by_id[rejecting].cause.unreachable) == ("http", False)
+        assert by_id[down].error_kind == "stop_failed"
+        assert by_id[down].cause.unreachable and by_id[down].cause.kind in ("connect", "io"), by_id[down].cause
+    finally:
+        SIM.set_fault(rejecting, None)
+        SIM.set_fault(down, None)
 
 
 def main():
