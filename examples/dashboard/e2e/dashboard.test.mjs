@@ -103,7 +103,18 @@ try {
   await page.fill("#search", "");
   await page.click("#lang");
   await page.waitForFunction(() => document.querySelector("h1").textContent === "IPVTL 监控面板", null, { timeout: 5000 });
-  check(true, "zh translation applies");
+  check(true, "zh translation applies to the page");
+  await page.waitForFunction(() => {
+    const card = [...document.querySelectorAll("article.server")].find(c => !c.hidden);
+    const restart = card && card.querySelector('button[data-act="restart"]');
+    const badge = card && card.querySelector(".shead .badge");
+    return restart && restart.textContent === "重启" && badge && badge.textContent === "在线";
+  }, null, { timeout: 5000 });
+  check(true, "and to the server cards (buttons, badges)");
+  const note = card.locator(`.channel[data-channel="${target.channel}"] .busy`);
+  await note.filter({ hasText: "重启完成" }).waitFor({ timeout: 5000 });
+  check(true, "and to the restart's outcome: " + await note.textContent());
+  await page.screenshot({ path: join(artifacts, "dashboard-zh.png"), fullPage: false });
   await page.click("#lang");
 
   // A phone-width page renders without horizontal overflow.
