@@ -60,6 +60,21 @@ for i in $(seq 1 100); do
 done
 echo "    100 runs, 100 clean exits"
 
+say "the asyncio suite (tests/test_async.py) in 100 fresh interpreters, two at a time"
+runs=$CARGO_TARGET_DIR/async-runs
+rm -rf "$runs" && mkdir -p "$runs"
+# Each run is its own process, so each ends with whatever the suite left
+# behind (cancelled waits, closed loops) and must exit cleanly: pytest's
+# exit status 0 and no signal. A failing run's output is kept and shown.
+seq 1 100 | xargs -P 2 -I{} sh -c '
+    cd bindings/python && timeout 300 "$1" -m pytest -q -p no:cacheprovider tests/test_async.py \
+        >"$2/run-{}.log" 2>&1 && rm "$2/run-{}.log" || { echo "async suite run {} failed (exit $?)"; exit 1; }
+' sh "$venv/bin/python" "$runs" || {
+    for f in "$runs"/run-*.log; do echo "--- $f" >&2; tail -40 "$f" >&2; done
+    exit 1
+}
+echo "    100 runs, 100 passed with clean exits"
+
 say "the wheel in a fresh venv, with no index: installs and works"
 rm -rf "$fresh"
 "$py" -m venv "$fresh"
