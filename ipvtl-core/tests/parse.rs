@@ -104,6 +104,9 @@ fn bad_status_fixtures_say_what_and_where() {
         ("bad_array", shape("expected a JSON object, found an array")),
         ("bad_channels_type", shape("\"channels\" is an object, expected an array")),
         ("bad_cpu_value", shape("cpu[1] is a string, expected a number")),
+        // Found by `scripts/fuzz status`: 8.9e79 fits f64, not f32, and was
+        // kept as an infinite CPU percentage.
+        ("bad_cpu_beyond_f32", shape("cpu[0] is not a finite number: 8.888888888888889e+79")),
         ("bad_channel_entry", shape("channels[1] is a string, expected an object")),
     ];
     for (name, expected) in table {

@@ -67,7 +67,11 @@ pub fn parse_status(body: &[u8]) -> Result<Status, StatusError> {
             .enumerate()
             .map(|(i, v)| match v {
                 Value::Number(n) => {
-                    n.as_f64().map(|f| f as f32).ok_or_else(|| shape(alloc::format!("cpu[{i}] is not a finite number")))
+                    // A value beyond f32 (1e80, say) would become infinity.
+                    n.as_f64()
+                        .map(|f| f as f32)
+                        .filter(|f| f.is_finite())
+                        .ok_or_else(|| shape(alloc::format!("cpu[{i}] is not a finite number: {n}")))
                 }
                 other => Err(shape(alloc::format!("cpu[{i}] is {}, expected a number", kind(other)))),
             })
