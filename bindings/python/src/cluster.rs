@@ -433,9 +433,19 @@ impl Cluster {
     }
 
     /// A stream of events from now on: iterate it (blocking), `async for`
-    /// it, and close it (or use it as a context manager).
-    fn events(&self, py: Python<'_>) -> PyResult<EventStream> {
-        Ok(EventStream::new(Arc::new(self.get(py)?.subscribe()), self.clock))
+    /// it, and close it (or use it as a context manager). `buffer` (at
+    /// least 1; default the cluster's `event_buffer`) is how many unread
+    /// events it holds before it drops the newest and counts them in
+    /// `dropped`; polling never waits for a reader.
+    #[pyo3(signature = (buffer = None))]
+    fn events(&self, py: Python<'_>, buffer: Option<usize>) -> PyResult<EventStream> {
+        let inner = self.get(py)?;
+        let subscription = match buffer {
+            Some(0) => return Err(self.err(py, ClientError::Settings("events buffer must be at least 1".into()))),
+            Some(n) => inner.subscribe_with_buffer(n),
+            None => inner.subscribe(),
+        };
+        Ok(EventStream::new(Arc::new(subscription), self.clock))
     }
 
     /// Replaces the server list: with `servers` (a list as for `Cluster()`),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 import ipvtl
 from ipvtl.testing import SimFleet
 
@@ -125,3 +127,23 @@ def test_events_of_sweeps_health_and_batches(fleet: SimFleet, cluster: ipvtl.Clu
     for absent in ("error", "error_kind", "reason", "old", "new"):
         assert getattr(sweep, absent) is None
     assert sweep.report is None
+
+
+def test_an_unread_event_stream_drops_beyond_its_buffer_and_never_slows_polls(
+    fleet: SimFleet, cluster: ipvtl.Cluster
+) -> None:
+    small = cluster.events(buffer=2)
+    ample = cluster.events()
+    for _ in range(3):
+        assert cluster.poll().counts()["online"] == len(fleet)
+    everything = []
+    while (ev := ample.try_next()) is not None:
+        everything.append(ev.kind)
+    kept = []
+    while (ev := small.try_next()) is not None:
+        kept.append(ev.kind)
+    assert everything.count("sweep_finished") == 3 and ample.dropped == 0
+    assert kept == everything[:2], "the small stream kept the oldest two"
+    assert small.dropped == len(everything) - 2, "and counted every other one"
+    with pytest.raises(ipvtl.ConfigError, match="at least 1"):
+        cluster.events(buffer=0)
