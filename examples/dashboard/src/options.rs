@@ -180,9 +180,6 @@ impl Options {
             concurrency: self.poll_max_concurrent.unwrap_or(d.concurrency),
             stop_timeout: self.stop_timeout.unwrap_or(d.stop_timeout),
             start_timeout: self.start_timeout.unwrap_or(d.start_timeout),
-            // The pump must not lose events (batch progress, audit) when a
-            // first sweep of a large fleet reports every server at once.
-            event_buffer: 65_536,
             ..d
         }
     }

@@ -62,6 +62,9 @@ pub(crate) struct Inner {
     nudge: smol::channel::Sender<()>,
 }
 
+/// Events the state's pump may fall behind by before it loses any.
+const PUMP_BUFFER: usize = 65_536;
+
 impl AppState {
     /// Wraps a cluster. The `/api/servers` body is ready at once (servers
     /// not polled yet show `unknown`); a background thread follows the
@@ -69,7 +72,9 @@ impl AppState {
     pub fn new(cluster: Cluster, config: StateConfig) -> Self {
         let (nudge, nudged) = smol::channel::bounded(1);
         // Subscribe before the first render so no change falls in between.
-        let events = cluster.subscribe();
+        // The pump must not lose events (batch progress, audit) when the
+        // first sweep of a large fleet reports every server at once.
+        let events = cluster.subscribe_with_buffer(PUMP_BUFFER);
         let cache = ServersCache::new(render_servers(&cluster, &cluster.snapshot()));
         let inner = Arc::new(Inner {
             cluster,
