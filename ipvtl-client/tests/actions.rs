@@ -212,3 +212,44 @@ fn batch_restarts_matching_channels_with_a_parallel_cap() {
         assert_eq!(seen, [Action::Stop, Action::Start]);
     }
 }
+
+#[test]
+fn a_stalled_server_reports_each_running_channel_once_and_a_restart_cures_one() {
+    let sim = common::sim(2);
+    let cluster = common::cluster(&sim, common::settings());
+    let id = sim.ids()[0].clone();
+    cluster.blocking().poll_all().unwrap();
+    let running: Vec<u32> =
+        (1..=sim.channels()).filter(|&ch| sim.channel_state(&id, ch) == Some(ChannelState::Running)).collect();
+    assert!(running.len() >= 2, "the test needs two running channels: {running:?}");
+    let events = cluster.blocking().subscribe();
+    sim.set_fault(&id, Some(Fault::Stalled));
+    // Two sweeps: the first sees 0 fps, the second must not repeat the alarm.
+    cluster.blocking().poll_all().unwrap();
+    cluster.blocking().poll_all().unwrap();
+    let stalled = |events: &ipvtl_client::blocking::Subscription| {
+        std::iter::from_fn(|| events.try_recv())
+            .filter_map(|e| match e {
+                Event::ChannelStalled { server, channel, reason } if server.as_str() == id => {
+                    Some((channel.get(), reason))
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let seen = stalled(&events);
+    let expected: Vec<_> = running.iter().map(|&ch| (ch, ipvtl_client::core::StallReason::ZeroFps)).collect();
+    assert_eq!(seen, expected, "one alarm per running channel, none for idle ones, none repeated");
+    let snapshot = cluster.server(&id).unwrap();
+    let status = snapshot.state.status.as_ref().unwrap();
+    assert!(running.iter().all(|&ch| status.channels[ch as usize - 1].stats.is_some_and(|s| s.fps == 0.0)));
+
+    // Restarting one channel cures it (the fault stays on for the others).
+    let cured = running[0];
+    assert!(cluster.blocking().restart(&id, cured).unwrap().is_ok());
+    cluster.blocking().poll_all().unwrap();
+    let status = cluster.server(&id).unwrap().state.status.unwrap();
+    assert!(status.channels[cured as usize - 1].stats.is_some_and(|s| s.fps > 0.0));
+    assert!(status.channels[running[1] as usize - 1].stats.is_some_and(|s| s.fps == 0.0));
+    assert_eq!(stalled(&events), [], "the cured channel raised nothing new, the others no repeat");
+}

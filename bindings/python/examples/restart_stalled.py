@@ -65,16 +65,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.servers:
         with ipvtl.Cluster.from_file(args.servers, **settings) as cluster:
             return run(cluster, args.dry_run, args.max_parallel, args.gap)
-    # Demo: a simulated fleet where a few channels died (idle) and one
-    # server refuses commands, so one restart fails visibly.
+    # Demo: a simulated fleet where one server's channels stalled (running
+    # at 0 fps, uptime frozen), a few channels died (idle), and one server
+    # refuses commands, so one restart fails visibly.
     with SimFleet(6, stopping_time=0.3, start_delay=0.1, initial_running=1.0, seed=11) as fleet:
         with ipvtl.Cluster(fleet.servers, **settings) as cluster:
             cluster.stop(fleet.ids[0], 2)
             cluster.stop(fleet.ids[3], 1)
             cluster.stop(fleet.ids[4], 4)
             fleet.set_fault(fleet.ids[4], "reject_commands")
+            fleet.set_fault(fleet.ids[2], "stalled")
             code = run(cluster, args.dry_run, args.max_parallel, args.gap)
-            assert fleet.channel_state(fleet.ids[0], 2) == "running" or args.dry_run
+            if not args.dry_run:
+                assert fleet.channel_state(fleet.ids[0], 2) == "running"
+                stalled_server = cluster.refresh(fleet.ids[2])
+                assert all(c.fps and c.fps > 0 for c in stalled_server.channels), "restarted: frames again"
             return 0 if code == 1 else 1  # the demo expects exactly the planted failure
 
 

@@ -24,8 +24,8 @@ fn value_err(e: impl std::fmt::Display) -> PyErr {
 
 /// A fault from Python: None (clear), a name (`"hang"`, `"down"`,
 /// `"http500"`, `"malformed"`, `"oversized"`, `"reset"`, `"stuck_stopping"`,
-/// `"reject_commands"`, `"slow"`, `"flapping"`), or `(name, seconds)` for
-/// `slow` and `flapping`.
+/// `"reject_commands"`, `"stalled"`, `"slow"`, `"flapping"`), or
+/// `(name, seconds)` for `slow` and `flapping`.
 fn fault(spec: &Bound<'_, PyAny>) -> PyResult<Option<Fault>> {
     if spec.is_none() {
         return Ok(None);

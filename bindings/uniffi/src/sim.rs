@@ -117,7 +117,7 @@ impl SimFleet {
 
     /// Sets a fault (`down`, `hang`, `http500`, `malformed`, `oversized`,
     /// `slow=MS`, `reset`, `flapping=MS`, `stuck_stopping`,
-    /// `reject_commands`) or clears it (none).
+    /// `reject_commands`, `stalled`) or clears it (none).
     pub fn set_fault(&self, id: String, fault: Option<String>) -> Result<()> {
         let fault = match fault {
             Some(text) => Some(text.parse::<ipvtl_sim::Fault>().map_err(|e| IpvtlError::Simulator(e.to_string()))?),

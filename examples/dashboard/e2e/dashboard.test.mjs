@@ -53,6 +53,16 @@ try {
   const errText = await page.locator("article.server .err").first().textContent();
   check(errText && errText.length > 0, "a failing server shows its error: " + errText);
 
+  // The demo's stalled server (running channels at 0 fps) is marked on
+  // each such channel.
+  const stalledCh = page.locator("article.server.st-online .channel.stalled").first();
+  await stalledCh.waitFor({ timeout: 20000 });
+  const stalledText = (await stalledCh.locator(".status").textContent()) || "";
+  check(stalledText.includes(" 0fps@"), "a stalled channel is marked (" + stalledText + ")");
+  check((await stalledCh.locator(".badge.stalled").textContent()) === "stalled", "with a 'stalled' badge");
+  const healthyStalled = await page.locator('article.server[data-server="sim-0001"] .channel.stalled').count();
+  check(healthyStalled === 0, "and healthy channels are not");
+
   // Pick a running channel on an online server and record every state its
   // card shows from now on.
   const target = await page.evaluate(() => {

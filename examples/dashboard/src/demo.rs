@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use ipvtl_sim::{Fault, SimConfig, SimFleet};
 
-/// Starts a fleet of `n` simulated servers on loopback. The second to fifth
-/// servers (when there are that many) are hung, down, flapping and
-/// answering malformed JSON; the first always works. Returns the fleet and
+/// Starts a fleet of `n` simulated servers on loopback. The second to sixth
+/// servers (when there are that many) are hung, down, flapping, answering
+/// malformed JSON and stalled (running channels at 0 fps until restarted);
+/// the first always works. Returns the fleet and
 /// the faults given, by server id.
 pub fn start(n: usize) -> io::Result<(SimFleet, Vec<(String, &'static str)>)> {
     let config =
@@ -19,6 +20,7 @@ pub fn start(n: usize) -> io::Result<(SimFleet, Vec<(String, &'static str)>)> {
         (Fault::Down, "down"),
         (Fault::Flapping { period: Duration::from_secs(20) }, "flapping"),
         (Fault::Malformed, "malformed"),
+        (Fault::Stalled, "stalled"),
     ];
     let mut given = Vec::new();
     for (id, (fault, name)) in sim.ids().into_iter().skip(1).zip(faults) {

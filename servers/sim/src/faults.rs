@@ -41,6 +41,11 @@ pub enum Fault {
     StuckStopping,
     /// Channel commands answer 500; `/status` is unaffected.
     RejectCommands,
+    /// The channels running when the fault was set stall, as when a
+    /// transcoder's input dies: still `running`, at 0 fps and 0 Kbps, their
+    /// uptime frozen. A channel (re)started after that runs normally, so a
+    /// restart is the cure, as on a real box. Commands work.
+    Stalled,
 }
 
 /// The default delay of `slow` and period of `flapping` when none is given.
@@ -60,6 +65,7 @@ impl Fault {
             Fault::Flapping { .. } => "flapping",
             Fault::StuckStopping => "stuck_stopping",
             Fault::RejectCommands => "reject_commands",
+            Fault::Stalled => "stalled",
         }
     }
 
@@ -146,7 +152,7 @@ fn flap_phase(since: Instant, now: Instant, period: Duration) -> (bool, Instant)
 
 impl fmt::Display for Fault {
     /// The text form: `down`, `hang`, `http500`, `malformed`, `oversized`,
-    /// `reset`, `stuck_stopping`, `reject_commands`, `slow=MS`,
+    /// `reset`, `stuck_stopping`, `reject_commands`, `stalled`, `slow=MS`,
     /// `flapping=MS`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -187,11 +193,12 @@ impl FromStr for Fault {
             "reset" => no_arg(Fault::Reset),
             "stuck_stopping" => no_arg(Fault::StuckStopping),
             "reject_commands" => no_arg(Fault::RejectCommands),
+            "stalled" => no_arg(Fault::Stalled),
             "slow" => Ok(Fault::Slow(Duration::from_millis(ms.unwrap_or(DEFAULT_MS)))),
             "flapping" => flapping(ms.unwrap_or(DEFAULT_MS)),
             _ => Err(FaultParseError(format!(
                 "unknown fault {kind:?} (expected down, hang, http500, malformed, oversized, slow[=MS], reset, \
-                 flapping[=MS], stuck_stopping, reject_commands)"
+                 flapping[=MS], stuck_stopping, reject_commands, stalled)"
             ))),
         }
     }
@@ -226,6 +233,7 @@ mod tests {
             Fault::Flapping { period: Duration::from_millis(300) },
             Fault::StuckStopping,
             Fault::RejectCommands,
+            Fault::Stalled,
         ];
         for f in all {
             assert_eq!(f.to_string().parse::<Fault>(), Ok(f));

@@ -207,7 +207,10 @@ fn answer(shared: &Shared, i: usize, route: Route, fault: Option<Fault>) -> Resp
         Route::Command(..) if fault == Some(Fault::RejectCommands) => {
             return Response::text(500, "command rejected\n");
         }
-        Route::Status => lock(&server.model).status_json(now, shared.elapsed()).into_bytes(),
+        Route::Status => {
+            let stalled_at = server.fault().and_then(|(f, since)| (f == Fault::Stalled).then_some(since));
+            lock(&server.model).status_json(now, shared.elapsed(), stalled_at).into_bytes()
+        }
         Route::Command(ch, Action::Start) => {
             lock(&server.model).start(ch, now, shared.config.start_delay);
             b"OK".to_vec()
@@ -221,7 +224,7 @@ fn answer(shared: &Shared, i: usize, route: Route, fault: Option<Fault>) -> Resp
     let content_type = if route == Route::Status { "application/json" } else { "text/plain; charset=utf-8" };
     let body = match fault {
         Some(Fault::Malformed) => {
-            let status = lock(&server.model).status_json(now, shared.elapsed());
+            let status = lock(&server.model).status_json(now, shared.elapsed(), None);
             status.as_bytes()[..status.len() / 2].to_vec()
         }
         Some(Fault::Oversized) => shared.oversized_body().to_vec(),

@@ -159,8 +159,10 @@ impl ServerModel {
     }
 
     /// The `/status` body at `now`; `elapsed` (time since the fleet started)
-    /// drives the jitter, which changes every half second.
-    pub fn status_json(&self, now: Instant, elapsed: Duration) -> String {
+    /// drives the jitter, which changes every half second. Channels that
+    /// were running before `stalled_at` show 0 fps and the uptime they had
+    /// then (see `Fault::Stalled`).
+    pub fn status_json(&self, now: Instant, elapsed: Duration, stalled_at: Option<Instant>) -> String {
         let tick = (elapsed.as_millis() / 500) as u64;
         let mut out = String::with_capacity(64 + self.channels.len() * 56 + self.cores as usize * 4);
         out.push_str("{\"channels\":[");
@@ -173,7 +175,17 @@ impl ServerModel {
             out.push_str("{\"state\":\"");
             out.push_str(view.state.as_str());
             out.push_str("\",\"status\":\"");
-            if let Some(up) = view.uptime {
+            let stalled = match (Self::settle(c.phase, now), stalled_at) {
+                (Phase::Running { since, base }, Some(at)) if since < at => {
+                    Some(base + at.saturating_duration_since(since))
+                }
+                _ => None,
+            };
+            if let Some(up) = stalled {
+                // Still "running", going nowhere; no load on the CPU.
+                write_clock(&mut out, up);
+                out.push_str("0fps@0Kbps");
+            } else if let Some(up) = view.uptime {
                 running += 1;
                 let j = hash(&[self.seed, i as u64, tick]);
                 write_status(&mut out, up, c.fps, c.kbps, j);
@@ -195,10 +207,15 @@ impl ServerModel {
     }
 }
 
-/// `HH:MM:SS <fps>fps@<kbps>Kbps` with a little jitter from `j`.
-fn write_status(out: &mut String, up: Duration, fps: f64, kbps: f64, j: u64) {
+/// `HH:MM:SS ` of an uptime.
+fn write_clock(out: &mut String, up: Duration) {
     let s = up.as_secs();
     let _ = write!(out, "{:02}:{:02}:{:02} ", s / 3600, (s / 60) % 60, s % 60);
+}
+
+/// `HH:MM:SS <fps>fps@<kbps>Kbps` with a little jitter from `j`.
+fn write_status(out: &mut String, up: Duration, fps: f64, kbps: f64, j: u64) {
+    write_clock(out, up);
     // Mostly the nominal rate, now and then a frame or so less.
     let dip = if j.is_multiple_of(5) { 1.0 } else { 0.0 };
     if fps.fract() == 0.0 {
@@ -282,7 +299,7 @@ mod tests {
     fn status_json_parses_and_matches_the_model() {
         let (mut m, t0) = model(1.0);
         m.stop(4, t0, Some(Duration::from_secs(1)));
-        let body = m.status_json(t0, Duration::ZERO);
+        let body = m.status_json(t0, Duration::ZERO, None);
         let status = ipvtl_core::parse_status(body.as_bytes()).unwrap();
         assert_eq!(status.channels.len(), 4);
         assert_eq!(status.cpu.len(), 8);

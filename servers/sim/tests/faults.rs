@@ -175,6 +175,41 @@ fn reject_commands_refuses_commands_but_serves_status() {
 }
 
 #[test]
+fn stalled_freezes_running_channels_until_each_is_restarted() {
+    let (fleet, id, a) = fleet();
+    let status = || {
+        let v = get(a, "/status").unwrap().json();
+        let channels = v["channels"].as_array().unwrap().clone();
+        channels
+            .iter()
+            .map(|c| (c["state"].as_str().unwrap().to_string(), c["status"].as_str().unwrap().to_string()))
+            .collect::<Vec<_>>()
+    };
+    fleet.set_fault(&id, Some(Fault::Stalled));
+    let first = status();
+    std::thread::sleep(Duration::from_millis(1_100));
+    let later = status();
+    assert_eq!(first, later, "a stalled channel's uptime does not move");
+    for (state, text) in &later {
+        assert_eq!(state, "running");
+        assert!(text.ends_with(" 0fps@0Kbps"), "{text}");
+    }
+    // A restart cures channel 1; the others stay stalled while the fault is on.
+    assert_eq!(get(a, "/channel1?stop").unwrap().code, 200);
+    assert!(wait_until(Duration::from_secs(10), || fleet.channel_state(&id, 1) == Some(ChannelState::Idle)));
+    assert_eq!(get(a, "/channel1?start").unwrap().code, 200);
+    assert!(wait_until(Duration::from_secs(10), || fleet.channel_state(&id, 1) == Some(ChannelState::Running)));
+    let cured = status();
+    let stats = ipvtl_core::parse_stats(&cured[0].1).expect("a normal status text");
+    assert!(stats.fps > 0.0 && stats.uptime_s < 60, "{stats:?}");
+    assert_eq!(cured[1..], later[1..]);
+    // Cleared: every channel reports frames again.
+    fleet.set_fault(&id, None);
+    let healed = status();
+    assert!(healed.iter().all(|(_, t)| !t.ends_with(" 0fps@0Kbps")), "{healed:?}");
+}
+
+#[test]
 fn fractions_are_deterministic_and_clearable() {
     let cfg = || SimConfig::new(40).with_seed(7);
     let (f1, f2) = (SimFleet::start(cfg()).unwrap(), SimFleet::start(cfg()).unwrap());

@@ -48,6 +48,7 @@ _FaultName = Literal[
     "reset",
     "stuck_stopping",
     "reject_commands",
+    "stalled",
     "slow",
     "flapping",
 ]

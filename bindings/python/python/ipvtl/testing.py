@@ -12,7 +12,9 @@
 Servers listen on loopback only (127.20.x.y addresses by default, or ports of
 127.0.0.1 with ``addressing="ports"``). Faults: ``"down"``, ``"hang"``,
 ``"http500"``, ``"malformed"``, ``"oversized"``, ``"reset"``,
-``"stuck_stopping"``, ``"reject_commands"``, ``"slow"`` / ``("slow", seconds)``,
+``"stuck_stopping"``, ``"reject_commands"``, ``"stalled"`` (running channels
+go to 0 fps with their uptime frozen until restarted), ``"slow"`` /
+``("slow", seconds)``,
 ``"flapping"`` / ``("flapping", seconds)``, and ``None`` to clear.
 """
 

@@ -22,7 +22,8 @@ options:
   --control ADDR          control endpoint address (default 127.0.0.1:0)
   --fault KIND:FRACTION   give a fault to a fraction of servers (repeatable);
                           KIND is down, hang, http500, malformed, oversized, reset,
-                          slow[=MS], flapping[=MS], stuck_stopping, reject_commands
+                          slow[=MS], flapping[=MS], stuck_stopping, reject_commands,
+                          stalled
   --running FRACTION      share of channels running at start (default 0.75)
   --stopping-ms MS        how long a stopped channel shows `stopping` (default 1500)
   --start-delay-ms MS     how long a started channel stays idle (default 200)
