@@ -147,3 +147,23 @@ def test_an_unread_event_stream_drops_beyond_its_buffer_and_never_slows_polls(
     assert small.dropped == len(everything) - 2, "and counted every other one"
     with pytest.raises(ipvtl.ConfigError, match="at least 1"):
         cluster.events(buffer=0)
+
+
+def test_a_stalled_server_raises_channel_stalled_and_a_restart_cures_it(
+    fleet: SimFleet, cluster: ipvtl.Cluster
+) -> None:
+    sid = fleet.ids[0]
+    cluster.poll()
+    running = [c.id for c in cluster.server(sid).channels if c.state == "running"]
+    with cluster.events() as events:
+        fleet.set_fault(sid, "stalled")
+        cluster.poll()
+        alarms = []
+        while (ev := events.try_next()) is not None:
+            if ev.kind == "channel_stalled" and ev.server_id == sid:
+                alarms.append((ev.channel, ev.reason))
+    assert alarms == [(ch, "zero_fps") for ch in running]
+    assert all(c.fps == 0 for c in cluster.server(sid).channels if c.state == "running")
+    assert cluster.restart(sid, running[0]).ok
+    cured = cluster.refresh(sid).channels[running[0] - 1]
+    assert cured.state == "running" and cured.fps is not None and cured.fps > 0
