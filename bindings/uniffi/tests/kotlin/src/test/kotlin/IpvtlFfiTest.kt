@@ -17,6 +17,7 @@ import org.junit.jupiter.api.TestInstance
 import uniffi.ipvtl_ffi.ActionKind
 import uniffi.ipvtl_ffi.BatchFilter
 import uniffi.ipvtl_ffi.BatchSpec
+import uniffi.ipvtl_ffi.BatchTarget
 import uniffi.ipvtl_ffi.BatchTargets
 import uniffi.ipvtl_ffi.Cluster
 import uniffi.ipvtl_ffi.ClusterEvent
@@ -134,6 +135,13 @@ class IpvtlFfiTest {
             try {
                 val e = assertThrows(IpvtlException.ActionFailed::class.java) { c.restartBlocking(id, 1u) }
                 assertTrue(e.message!!.contains("stop"), e.message)
+                // The report of a failed action names its cause: the server
+                // answered (HTTP 500), it was not unreachable.
+                val spec = BatchSpec(kind = ActionKind.STOP, targets = BatchTargets.Channels(listOf(BatchTarget(id, 1u))))
+                val failed = c.batchBlocking(spec).reports.single()
+                assertEquals("stop_failed", failed.errorKind)
+                assertEquals("http", failed.cause?.kind, failed.toString())
+                assertEquals(false, failed.cause?.unreachable)
             } finally {
                 sim.setFault(id, null)
             }
