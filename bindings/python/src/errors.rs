@@ -135,7 +135,7 @@ pub fn to_py(py: Python<'_>, clock: Option<&ipvtl_client::SmolClock>, e: ClientE
             with_attrs(py, MaintenanceError::new_err(message), &[("kind", kind), ("server_id", obj(py, id.as_str()))])
         }
         ClientError::ActionFailed(report) => {
-            let cause = report.outcome.as_ref().err().and_then(|e| e.cause()).filter(|c| c.is_unreachable()).cloned();
+            let cause = report.cause().filter(|c| c.is_unreachable()).cloned();
             let server = obj(py, report.server.as_str());
             let report = match clock {
                 Some(clock) => Py::new(py, ActionReport::new(*report, *clock)).map(Py::into_any).unwrap_or(py.None()),

@@ -437,7 +437,7 @@ impl ActionReport {
             "final_state": r.final_state.as_ref().map(|s| s.as_str()),
             "error": r.outcome.as_ref().err().map(|e| e.to_string()),
             "error_kind": r.outcome.as_ref().err().map(|e| e.kind()),
-            "cause_kind": r.outcome.as_ref().err().and_then(|e| e.cause()).map(|c| c.kind()),
+            "cause_kind": r.cause().map(|c| c.kind()),
             "summary": r.summary(),
         })
     }
@@ -514,7 +514,7 @@ impl ActionReport {
     /// `too_large`. None on success and for refusals.
     #[getter]
     fn cause_kind(&self) -> Option<&'static str> {
-        self.report.outcome.as_ref().err().and_then(|e| e.cause()).map(|c| c.kind())
+        self.report.cause().map(|c| c.kind())
     }
     /// One line for humans.
     #[getter]

@@ -398,7 +398,7 @@ impl From<&core_::ActionReport> for ActionReport {
             ok: r.is_ok(),
             error_kind: error.map(|e| e.kind().to_owned()),
             error: error.map(ToString::to_string),
-            cause: error.and_then(|e| e.cause()).map(Into::into),
+            cause: r.cause().map(Into::into),
             final_state: r.final_state.as_ref().map(|s| s.as_str().to_owned()),
             phases: r.phases.iter().map(Into::into).collect(),
             duration_ms: ms(r.duration()),

@@ -180,7 +180,7 @@ pub(crate) fn report_json(r: &ActionReport) -> Value {
         "error": error,
         // connect / timeout / io: the server was unreachable; http,
         // malformed, too_large: it answered badly.
-        "cause_kind": r.outcome.as_ref().err().and_then(|e| e.cause()).map(|c| c.kind()),
+        "cause_kind": r.cause().map(|c| c.kind()),
     })
 }
 

@@ -211,6 +211,12 @@ impl ActionReport {
         self.outcome.is_ok()
     }
 
+    /// The request failure behind a failed outcome, if one is (see
+    /// [`ActionError::cause`]).
+    pub fn cause(&self) -> Option<&PollError> {
+        self.outcome.as_ref().err().and_then(ActionError::cause)
+    }
+
     /// From start to end.
     pub fn duration(&self) -> Duration {
         self.finished_at.saturating_since(self.started_at)

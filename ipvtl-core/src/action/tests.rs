@@ -418,7 +418,7 @@ fn watch_failures_are_tolerated_until_the_deadline() {
         panic!("{:?}", r.outcome)
     };
     assert_eq!(e, &PollError::Http { code: 503 });
-    assert_eq!(r.outcome.as_ref().unwrap_err().cause(), Some(&PollError::Http { code: 503 }));
+    assert_eq!(r.cause(), Some(&PollError::Http { code: 503 }));
     assert!(
         format!("{}", r.outcome.unwrap_err()).contains("state never seen; last check failed: server answered HTTP 503")
     );
