@@ -1,40 +1,12 @@
 // Headless Chromium test of the dashboard page, run by
 // scripts/test.d/40-dashboard-browser.sh against `ipvtl-dashboard --demo 12`.
-// Uses Debian's chromium through playwright-core (no browser download).
-// Env: DASHBOARD_URL (required), ARTIFACTS (screenshot directory),
-// CHROMIUM (browser path, default /usr/bin/chromium).
+// Uses Debian's chromium through playwright-core (no browser download); see
+// browser.mjs for the environment it reads.
 
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { artifact, check, run, url } from "./browser.mjs";
 
-const url = process.env.DASHBOARD_URL;
-const artifacts = process.env.ARTIFACTS || "artifacts";
-if (!url) throw new Error("DASHBOARD_URL is not set");
-mkdirSync(artifacts, { recursive: true });
-
-const failures = [];
-function check(cond, what) {
-  if (!cond) throw new Error("assertion failed: " + what);
-  console.log("ok - " + what);
-}
-
-const profile = mkdtempSync(join(tmpdir(), "ipvtl-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
-  ],
-  viewport: { width: 1280, height: 900 },
-});
-
-try {
+await run("browser test", async context => {
   const page = await context.newPage();
-  page.on("pageerror", e => failures.push("page error: " + e.message));
-  page.on("console", m => { if (m.type() === "error") failures.push("console error: " + m.text()); });
 
   await page.goto(url, { waitUntil: "domcontentloaded" });
   await page.waitForFunction(() => document.querySelectorAll("article.server").length === 12, null, { timeout: 20000 });
@@ -103,8 +75,8 @@ try {
   await card.locator(`.channel[data-channel="${target.channel}"] .busy`).filter({ hasText: "ms" }).waitFor({ timeout: 10000 });
   check(true, "the card reports the restart's outcome");
 
-  await page.screenshot({ path: join(artifacts, "dashboard.png"), fullPage: false });
-  check(true, "screenshot saved to " + join(artifacts, "dashboard.png"));
+  await page.screenshot({ path: artifact("dashboard.png"), fullPage: false });
+  check(true, "screenshot saved to " + artifact("dashboard.png"));
 
   // Search narrows the cards; the language switch translates the page.
   await page.fill("#search", target.server);
@@ -124,7 +96,7 @@ try {
   const note = card.locator(`.channel[data-channel="${target.channel}"] .busy`);
   await note.filter({ hasText: "重启完成" }).waitFor({ timeout: 5000 });
   check(true, "and to the restart's outcome: " + await note.textContent());
-  await page.screenshot({ path: join(artifacts, "dashboard-zh.png"), fullPage: false });
+  await page.screenshot({ path: artifact("dashboard-zh.png"), fullPage: false });
   await page.click("#lang");
 
   // A phone-width page renders without horizontal overflow.
@@ -134,15 +106,5 @@ try {
   await phone.waitForSelector("article.server.st-online .cpu i b", { timeout: 20000 });
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 0, "no horizontal overflow at 390 px (overflow " + overflow + " px)");
-  await phone.screenshot({ path: join(artifacts, "dashboard-phone.png") });
-
-  check(failures.length === 0, "no page or console errors" + (failures.length ? ": " + failures.join("; ") : ""));
-  console.log("browser test passed");
-} catch (e) {
-  console.error("browser test FAILED: " + e.message);
-  if (failures.length) console.error(failures.join("\n"));
-  process.exitCode = 1;
-} finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
+  await phone.screenshot({ path: artifact("dashboard-phone.png") });
+});

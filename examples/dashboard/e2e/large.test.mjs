@@ -3,41 +3,15 @@
 // Asserts behaviour (every card renders, live updates arrive, search narrows,
 // a batch restart chosen in the page runs to its report); prints the time
 // each step took as figures, without judging them (the machine is shared).
-// Env: DASHBOARD_URL (required), SERVERS (fleet size), ARTIFACTS, CHROMIUM.
+// Env: SERVERS (fleet size), and those of browser.mjs.
 
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { artifact, check, run, url } from "./browser.mjs";
 
-const url = process.env.DASHBOARD_URL;
 const servers = Number(process.env.SERVERS || 2000);
-const artifacts = process.env.ARTIFACTS || "artifacts";
-if (!url) throw new Error("DASHBOARD_URL is not set");
-mkdirSync(artifacts, { recursive: true });
-
-const failures = [];
-function check(cond, what) {
-  if (!cond) throw new Error("assertion failed: " + what);
-  console.log("ok - " + what);
-}
 const since = t0 => ((Date.now() - t0) / 1000).toFixed(2) + " s";
 
-const profile = mkdtempSync(join(tmpdir(), "ipvtl-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
-  ],
-  viewport: { width: 1280, height: 900 },
-});
-
-try {
+await run("large-fleet browser test", async context => {
   const page = await context.newPage();
-  page.on("pageerror", e => failures.push("page error: " + e.message));
-  page.on("console", m => { if (m.type() === "error") failures.push("console error: " + m.text()); });
 
   let t0 = Date.now();
   await page.goto(url, { waitUntil: "domcontentloaded" });
@@ -100,15 +74,5 @@ try {
     document.querySelectorAll(`article.server:not([hidden]) .channel[data-state="running"]`).length === n, running,
     { timeout: 20000 });
   check(true, `the ${running} channels are running again`);
-  await page.screenshot({ path: join(artifacts, "dashboard-2000.png"), fullPage: false });
-
-  check(failures.length === 0, "no page or console errors" + (failures.length ? ": " + failures.join("; ") : ""));
-  console.log("large-fleet browser test passed");
-} catch (e) {
-  console.error("large-fleet browser test FAILED: " + e.message);
-  if (failures.length) console.error(failures.join("\n"));
-  process.exitCode = 1;
-} finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
+  await page.screenshot({ path: artifact("dashboard-2000.png"), fullPage: false });
+});
