@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from typing import Callable
 
 import ipvtl
 from ipvtl.testing import SimFleet
 
 from conftest import overlap
+
+
+def run_with_heartbeat(workers: list[Callable[[], None]]) -> list[float]:
+    """Runs each worker on a thread of its own beside a pure-Python
+    heartbeat, and returns the heartbeat's ticks: the heartbeat can only
+    tick while no thread holds the interpreter."""
+    ticks: list[float] = []
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.01)
+
+    beat = threading.Thread(target=heartbeat)
+    beat.start()
+    threads = [threading.Thread(target=w) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    beat.join()
+    return ticks
 
 
 def test_four_threads_polling_overlap(fleet: SimFleet, cluster: ipvtl.Cluster) -> None:
@@ -17,15 +43,7 @@ def test_four_threads_polling_overlap(fleet: SimFleet, cluster: ipvtl.Cluster) -
         fleet.set_fault(sid, ("slow", 0.4))
     fleet.reset_records()
     intervals: list[tuple[float, float]] = []
-    ticks: list[float] = []
-    stop = threading.Event()
     barrier = threading.Barrier(4)
-
-    def heartbeat() -> None:
-        # Pure Python: it can only run while no thread holds the interpreter.
-        while not stop.is_set():
-            ticks.append(time.perf_counter())
-            time.sleep(0.01)
 
     def work(sid: str) -> None:
         barrier.wait()
@@ -34,15 +52,7 @@ def test_four_threads_polling_overlap(fleet: SimFleet, cluster: ipvtl.Cluster) -
         intervals.append((t0, time.perf_counter()))
         assert s.health == "online"
 
-    beat = threading.Thread(target=heartbeat)
-    beat.start()
-    threads = [threading.Thread(target=work, args=(sid,)) for sid in slow]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    stop.set()
-    beat.join()
+    ticks = run_with_heartbeat([functools.partial(work, sid) for sid in slow])
     assert len(intervals) == 4 and overlap(intervals)
     assert fleet.max_concurrent_total() == 4, "all four requests were in flight at once"
     inside = [t for t in ticks if max(s for s, _ in intervals) < t < min(e for _, e in intervals)]
@@ -56,28 +66,13 @@ def test_four_threads_full_polls(fleet: SimFleet, cluster: ipvtl.Cluster) -> Non
     fleet.set_fault(fleet.ids[0], ("slow", 0.4))
     intervals: list[tuple[float, float]] = []
     snaps: list[ipvtl.ClusterSnapshot] = []
-    ticks: list[float] = []
-    stop = threading.Event()
-
-    def heartbeat() -> None:
-        while not stop.is_set():
-            ticks.append(time.perf_counter())
-            time.sleep(0.01)
 
     def work() -> None:
         t0 = time.perf_counter()
         snaps.append(cluster.poll())
         intervals.append((t0, time.perf_counter()))
 
-    beat = threading.Thread(target=heartbeat)
-    beat.start()
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    stop.set()
-    beat.join()
+    ticks = run_with_heartbeat([work] * 4)
     assert len(snaps) == 4
     assert all(snap.counts()["online"] == len(fleet) for snap in snaps)
     longest = max(intervals, key=lambda iv: iv[1] - iv[0])
