@@ -9,13 +9,29 @@ use crate::ids::{ActionId, BatchId, ChannelId, ServerId};
 use crate::model::{ChannelState, Health, PollError};
 
 /// Why a running channel looks stalled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum StallReason {
     /// Running, but reporting 0 fps.
     ZeroFps,
     /// Running, but its uptime did not advance between two polls.
     UptimeFrozen,
+}
+
+impl StallReason {
+    /// `zero_fps` or `uptime_frozen`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StallReason::ZeroFps => "zero_fps",
+            StallReason::UptimeFrozen => "uptime_frozen",
+        }
+    }
+}
+
+impl core::fmt::Display for StallReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Something that happened in the fleet.
@@ -147,14 +163,17 @@ pub fn describe(event: &Event) -> String {
         Event::ChannelStateChanged { server, channel, from, to } => {
             format!("{server} channel {channel}: {from} -> {to}")
         }
-        Event::ChannelStalled { server, channel, reason } => format!("{server} channel {channel} stalled ({reason:?})"),
+        Event::ChannelStalled { server, channel, reason } => format!("{server} channel {channel} stalled ({reason})"),
         Event::ServerRebooted { server } => format!("{server} rebooted"),
         Event::Refreshed { server, error: None } => format!("{server} refreshed"),
         Event::Refreshed { server, error: Some(e) } => format!("{server} refresh failed: {e}"),
         Event::ActionStarted { action, server, channel, kind, .. } => {
             format!("action {action}: {kind} {server} channel {channel} started")
         }
-        Event::ActionFinished { report } => format!("action {}: {}", report.action, report.summary()),
+        Event::ActionFinished { report } => match report.action {
+            Some(id) => format!("action {id}: {}", report.summary()),
+            None => report.summary(),
+        },
         Event::BatchProgress(p) => format!("batch {}: {}/{} done, {} failed", p.batch, p.done, p.total, p.failed),
         Event::BatchFinished { report } => {
             format!(

@@ -5,14 +5,14 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use crate::action::{Action, ActionConfig, ActionError, ActionKind, ActionReport, Phase};
-use crate::batch::{plan, BatchError, BatchRun, BatchSpec, BatchTarget};
+use crate::action::{Action, ActionConfig, ActionError, ActionKind, Phase};
+use crate::batch::{plan, Batch, BatchError, BatchSpec, BatchTarget};
 use crate::event::Event;
 use crate::ids::{ActionId, BatchId, ChannelId, RequestId, ServerId};
 use crate::model::{Health, ServerConfig, ServerState};
 use crate::poller::{Poller, PollerConfig, ReloadSummary};
 use crate::time::Instant;
-use crate::transport::{Request, Response, TransportError};
+use crate::transport::{Response, Transmit, TransportError};
 
 /// Settings of a [`Fleet`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -21,23 +21,6 @@ pub struct FleetConfig {
     pub poller: PollerConfig,
     /// Bounds of channel actions.
     pub action: ActionConfig,
-}
-
-/// A request the driver must send.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    /// Hand this back to [`Fleet::handle_response`].
-    pub id: RequestId,
-    /// Where to send it.
-    pub server: Arc<ServerConfig>,
-    /// What to send.
-    pub request: Request,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Route {
-    Poll(RequestId),
-    Action(ActionId),
 }
 
 /// One server as seen at a moment.
@@ -94,10 +77,11 @@ pub struct Fleet {
     poller: Poller,
     actions: BTreeMap<ActionId, Action>,
     locks: BTreeMap<(ServerId, ChannelId), ActionId>,
-    batches: BTreeMap<BatchId, BatchRun>,
-    routes: BTreeMap<RequestId, Route>,
+    batches: BTreeMap<BatchId, Batch>,
+    /// Requests sent for actions; every other id is the poller's (one id
+    /// space: the poller hands out the ids for both).
+    action_requests: BTreeMap<RequestId, ActionId>,
     events: VecDeque<Event>,
-    next_request: u64,
     next_action: u64,
     next_batch: u64,
 }
@@ -111,9 +95,8 @@ impl Fleet {
             actions: BTreeMap::new(),
             locks: BTreeMap::new(),
             batches: BTreeMap::new(),
-            routes: BTreeMap::new(),
+            action_requests: BTreeMap::new(),
             events: VecDeque::new(),
-            next_request: 0,
             next_action: 0,
             next_batch: 0,
         }
@@ -134,29 +117,21 @@ impl Fleet {
     pub fn poll_request(&mut self, now: Instant) -> Option<Transmit> {
         for (id, action) in self.actions.iter_mut() {
             if let Some(request) = action.poll_request(now) {
-                let server = action.server().clone();
-                let route = Route::Action(*id);
-                return Some(self.route(route, server, request));
+                let request_id = self.poller.next_request_id();
+                self.action_requests.insert(request_id, *id);
+                return Some(Transmit { id: request_id, server: action.server().clone(), request });
             }
         }
         let poll = self.poller.poll_request(now);
         self.pump();
-        let poll = poll?;
-        Some(self.route(Route::Poll(poll.id), poll.server, poll.request))
-    }
-
-    fn route(&mut self, route: Route, server: Arc<ServerConfig>, request: Request) -> Transmit {
-        self.next_request += 1;
-        let id = RequestId(self.next_request);
-        self.routes.insert(id, route);
-        Transmit { id, server, request }
+        poll
     }
 
     /// Feeds back the outcome of a request. Unknown ids are ignored.
     pub fn handle_response(&mut self, id: RequestId, result: Result<Response, TransportError>, now: Instant) {
-        match self.routes.remove(&id) {
-            Some(Route::Poll(inner)) => self.poller.handle_response(inner, result, now),
-            Some(Route::Action(action)) => {
+        match self.action_requests.remove(&id) {
+            None => self.poller.handle_response(id, result, now),
+            Some(action) => {
                 if let Some(a) = self.actions.get_mut(&action) {
                     if let Some(status) = a.handle_response(result, now) {
                         let server = a.server().id.clone();
@@ -171,7 +146,6 @@ impl Fleet {
                     }
                 }
             }
-            None => {}
         }
         self.pump();
     }
@@ -265,8 +239,11 @@ impl Fleet {
         self.locks.remove(&(action.server().id.clone(), action.channel()));
         let Some(report) = action.take_report() else { return };
         self.events.push_back(Event::ActionFinished { report: report.clone() });
-        if let Some(batch) = report.batch {
-            self.batch_record(batch, id, report, now);
+        if let Some(batch_id) = report.batch {
+            if let Some(mut batch) = self.batches.remove(&batch_id) {
+                batch.handle_finished(report);
+                self.advance_batch(batch, now);
+            }
         }
     }
 
@@ -280,59 +257,37 @@ impl Fleet {
         let plan = self.plan_batch(&spec)?;
         self.next_batch += 1;
         let id = BatchId(self.next_batch);
-        self.batches.insert(id, BatchRun::new(id, spec, plan, now));
-        self.advance_batch(id, now);
+        self.advance_batch(Batch::new(id, &spec, plan, now), now);
         Ok(id)
     }
 
-    fn batch_record(&mut self, batch: BatchId, action: ActionId, report: ActionReport, now: Instant) {
-        let Some(run) = self.batches.get_mut(&batch) else { return };
-        let Some(index) = run.index_of.remove(&action) else { return };
-        let progress = run.record(index, report);
-        self.events.push_back(Event::BatchProgress(progress));
-        self.advance_batch(batch, now);
-    }
-
-    fn advance_batch(&mut self, batch: BatchId, now: Instant) {
-        loop {
-            let Some(run) = self.batches.get_mut(&batch) else { return };
-            if run.is_done() {
-                if let Some(run) = self.batches.remove(&batch) {
-                    let report = run.into_report(now);
-                    self.events.push_back(Event::BatchFinished { report });
-                }
-                return;
+    /// Starts what the batch wants started, reports its progress, and
+    /// keeps it (or reports its end).
+    fn advance_batch(&mut self, mut batch: Batch, now: Instant) {
+        let id = batch.id();
+        while let Some(target) = batch.poll_target() {
+            match self.submit_inner(&target.server, target.channel, batch.kind(), Some(id), now) {
+                Ok(action) => batch.handle_started(action),
+                Err(error) => batch.handle_refused(error, now),
             }
-            if run.stopped.is_some() || run.running.len() >= run.spec.max_parallel {
-                return;
-            }
-            let Some(index) = run.pending.pop_front() else { return };
-            let target = run.plan[index].clone();
-            let kind = run.spec.kind;
-            match self.submit_inner(&target.server, target.channel, kind, Some(batch), now) {
-                Ok(action) => {
-                    if let Some(run) = self.batches.get_mut(&batch) {
-                        run.running.insert(action);
-                        run.index_of.insert(action, index);
-                    }
-                }
-                Err(error) => {
-                    let report = ActionReport::refused(
-                        ActionId(0),
-                        target.server,
-                        target.channel,
-                        kind,
-                        Some(batch),
-                        error,
-                        now,
-                    );
-                    if let Some(run) = self.batches.get_mut(&batch) {
-                        let progress = run.record(index, report);
-                        self.events.push_back(Event::BatchProgress(progress));
-                    }
-                }
+            while let Some(progress) = batch.poll_event() {
+                self.events.push_back(Event::BatchProgress(progress));
             }
         }
+        while let Some(progress) = batch.poll_event() {
+            self.events.push_back(Event::BatchProgress(progress));
+        }
+        match batch.take_report(now) {
+            Some(report) => self.events.push_back(Event::BatchFinished { report }),
+            None => {
+                self.batches.insert(id, batch);
+            }
+        }
+    }
+
+    /// A batch under way, for reading its progress.
+    pub fn batch(&self, id: BatchId) -> Option<&Batch> {
+        self.batches.get(&id)
     }
 
     /// Replaces the server list; servers that remain keep their state.

@@ -90,14 +90,16 @@ pub mod time;
 pub mod transport;
 
 pub use action::{Action, ActionConfig, ActionError, ActionKind, ActionReport, Phase, PhaseReport};
-pub use batch::{BatchError, BatchFilter, BatchProgress, BatchReport, BatchSpec, BatchTarget, Targets};
+pub use batch::{
+    Batch, BatchError, BatchFilter, BatchInput, BatchProgress, BatchReport, BatchSpec, BatchStop, BatchTarget, Targets,
+};
 pub use event::{Event, StallReason};
-pub use fleet::{ActionProgress, Fleet, FleetConfig, FleetSnapshot, ServerSnapshot, Transmit};
+pub use fleet::{ActionProgress, Fleet, FleetConfig, FleetSnapshot, ServerSnapshot};
 pub use ids::{ActionId, BatchId, ChannelId, RequestId, ServerId};
 pub use model::{
     Channel, ChannelState, ChannelStats, Health, PollError, ServerConfig, ServerState, Status, DEFAULT_PORT,
 };
 pub use parse::{parse_servers, parse_stats, parse_status, ConfigError, StatusError};
-pub use poller::{PollRequest, Poller, PollerConfig, ReloadSummary};
+pub use poller::{Poller, PollerConfig, ReloadSummary};
 pub use time::Instant;
-pub use transport::{Request, RequestKind, Response, Transport, TransportError};
+pub use transport::{Request, RequestKind, Response, Transmit, Transport, TransportError};

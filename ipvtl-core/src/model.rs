@@ -7,6 +7,7 @@ use core::fmt;
 use core::time::Duration;
 use serde::{Deserialize, Serialize};
 
+use crate::event::StallReason;
 use crate::ids::{ChannelId, ServerId};
 use crate::time::Instant;
 
@@ -77,6 +78,16 @@ impl ChannelState {
             "stopping" => ChannelState::Stopping,
             other => ChannelState::Other(String::from(other)),
         }
+    }
+
+    /// The states a server reports, for strict input (filters).
+    pub const KNOWN: [ChannelState; 3] = [ChannelState::Idle, ChannelState::Running, ChannelState::Stopping];
+
+    /// Parses one of the [`KNOWN`](Self::KNOWN) states; `None` for anything
+    /// else. For input from people, where a misspelt state must be an error
+    /// rather than a state that matches nothing.
+    pub fn parse_known(s: &str) -> Option<Self> {
+        Self::KNOWN.into_iter().find(|k| k.as_str() == s)
     }
 
     /// The state as the server spells it.
@@ -300,6 +311,9 @@ pub struct ServerState {
     /// True while the server is in maintenance: polled, but no health alarms
     /// and no actions.
     pub maintenance: bool,
+    /// The running channels that look stalled as of the last good status,
+    /// and why (0 fps, or uptime frozen across polls).
+    pub stalled: BTreeMap<ChannelId, StallReason>,
 }
 
 impl Default for ServerState {
@@ -313,6 +327,7 @@ impl Default for ServerState {
             consecutive_failures: 0,
             error: None,
             maintenance: false,
+            stalled: BTreeMap::new(),
         }
     }
 }
@@ -321,6 +336,11 @@ impl ServerState {
     /// True when `status` is older than the last poll (that poll failed).
     pub fn is_stale(&self) -> bool {
         self.status.is_some() && self.error.is_some()
+    }
+
+    /// Why channel `id` looks stalled, if it does.
+    pub fn stall(&self, id: ChannelId) -> Option<StallReason> {
+        self.stalled.get(&id).copied()
     }
 
     /// Age of the last good status at `now`.

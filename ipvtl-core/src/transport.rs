@@ -7,7 +7,9 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 
-use crate::ids::ChannelId;
+use alloc::sync::Arc;
+
+use crate::ids::{ChannelId, RequestId};
 use crate::model::{PollError, ServerConfig};
 
 /// What to ask a server. The path is derived, never assembled by callers.
@@ -47,6 +49,18 @@ impl Request {
     pub fn path(&self) -> String {
         self.kind.path()
     }
+}
+
+/// A request a machine asks the driver to send. Every machine of one
+/// [`crate::Fleet`] draws its ids from one space, so an id names one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Hand this back to `handle_response`.
+    pub id: RequestId,
+    /// Where to send it.
+    pub server: Arc<ServerConfig>,
+    /// What to send.
+    pub request: Request,
 }
 
 /// A complete HTTP answer.

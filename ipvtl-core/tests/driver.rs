@@ -136,7 +136,7 @@ fn drive_sends_feeds_back_and_stops_when_wake_ends() {
     let finished = kinds.iter().position(|k| *k == "action_finished").unwrap();
     assert!(started < finished, "{kinds:?}");
     let Event::ActionFinished { report } = &events[finished] else { unreachable!() };
-    assert_eq!(report.action, action);
+    assert_eq!(report.action, Some(action));
     assert!(report.is_ok(), "{}", report.summary());
     let sweeps: Vec<u64> = events
         .iter()

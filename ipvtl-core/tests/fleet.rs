@@ -28,7 +28,7 @@ fn restart_through_the_fleet_watches_the_channel() {
     assert!(h.run_until_idle(t(10_000)));
     let reports = h.reports();
     assert_eq!(reports.len(), 2);
-    let r = reports.iter().find(|r| r.action == id).unwrap();
+    let r = reports.iter().find(|r| r.action == Some(id)).unwrap();
     assert!(r.is_ok(), "{}", r.summary());
     // Stop at 100 answered at 110; idle seen at the first check at or after
     // 450; start answered 10 ms after; running 250 ms after the start.

@@ -241,20 +241,20 @@ proptest! {
             _ => None,
         }).collect();
         let reports = h.reports();
-        let finished: Vec<ActionId> = reports.iter().map(|r| r.action).collect();
+        let finished: Vec<ActionId> = reports.iter().map(|r| r.action.expect("an accepted action has an id")).collect();
         prop_assert_eq!(started.len(), accepted.len());
         prop_assert_eq!(finished.len(), accepted.len(), "one ActionFinished per ActionStarted");
         prop_assert_eq!(finished.iter().copied().collect::<BTreeSet<_>>(), accepted.clone());
         for r in &reports {
             let commands: Vec<RequestKind> =
-                h.sent.iter().filter(|s| s.action == Some(r.action)).map(|s| s.kind).collect();
+                h.sent.iter().filter(|s| s.action == r.action).map(|s| s.kind).collect();
             let names: Vec<&str> = commands.iter().map(|k| match k {
                 RequestKind::Stop(_) => "stop",
                 RequestKind::Start(_) => "start",
                 _ => "?",
             }).collect();
             let ok = r.is_ok();
-            match kinds[&r.action] {
+            match kinds[&r.action.expect("an accepted action has an id")] {
                 ActionKind::Restart => {
                     prop_assert!(names.is_empty() || names == ["stop"] || names == ["stop", "start"], "{:?}", names);
                     if ok { prop_assert_eq!(&names, &["stop", "start"]); }
@@ -267,8 +267,8 @@ proptest! {
                 _ => unreachable!(),
             }
             // A restart's start reaches a channel the action saw idle.
-            if kinds[&r.action] == ActionKind::Restart {
-                for s in h.sent.iter().filter(|s| s.action == Some(r.action) && matches!(s.kind, RequestKind::Start(_))) {
+            if kinds[&r.action.expect("an accepted action has an id")] == ActionKind::Restart {
+                for s in h.sent.iter().filter(|s| s.action == r.action && matches!(s.kind, RequestKind::Start(_))) {
                     prop_assert!(
                         matches!(s.state_at_server, Some(ChState::Idle) | None),
                         "start sent to a channel in {:?}", s.state_at_server
@@ -277,7 +277,7 @@ proptest! {
             }
             prop_assert_eq!(r.phases.iter().map(|p| p.duration).sum::<std::time::Duration>(), r.duration());
             if ok {
-                let want = if kinds[&r.action] == ActionKind::Stop { ChannelState::Idle } else { ChannelState::Running };
+                let want = if kinds[&r.action.expect("an accepted action has an id")] == ActionKind::Stop { ChannelState::Idle } else { ChannelState::Running };
                 prop_assert_eq!(r.final_state.clone(), Some(want));
             }
         }

@@ -390,7 +390,7 @@ impl Action {
     fn finish(&mut self, outcome: Result<(), ActionError>, now: Instant) {
         self.finished = true;
         self.report = Some(ActionReport {
-            action: self.id,
+            action: Some(self.id),
             server: self.server.id.clone(),
             channel: self.channel,
             kind: self.kind,

@@ -7,6 +7,7 @@ use core::fmt;
 use core::time::Duration;
 
 use super::{ActionKind, Phase};
+use crate::batch::BatchStop;
 use crate::ids::{ActionId, BatchId, ChannelId, ServerId};
 use crate::model::{ChannelState, PollError};
 use crate::time::Instant;
@@ -79,7 +80,7 @@ pub enum ActionError {
     /// Not run: the batch it belonged to stopped first.
     Skipped {
         /// Why the batch stopped.
-        reason: String,
+        reason: BatchStop,
     },
 }
 
@@ -183,8 +184,8 @@ pub struct PhaseReport {
 /// How an action ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActionReport {
-    /// The action.
-    pub action: ActionId,
+    /// The action; `None` when it was refused or skipped before it began.
+    pub action: Option<ActionId>,
     /// The server.
     pub server: ServerId,
     /// The channel.
@@ -233,7 +234,7 @@ impl ActionReport {
 
     /// A report for an action refused before it began.
     pub fn refused(
-        action: ActionId,
+        action: Option<ActionId>,
         server: ServerId,
         channel: ChannelId,
         kind: ActionKind,

@@ -134,7 +134,7 @@ fn restart_happy_path_times_each_phase() {
     assert_eq!(r.phase_duration(Phase::WaitIdle), Some(ms(290)));
     assert_eq!(r.phase_duration(Phase::Probe), None);
     assert_eq!(r.final_state, Some(ChannelState::Running));
-    assert_eq!((r.action, r.channel, r.kind, r.batch), (ActionId(7), ch(2), ActionKind::Restart, None));
+    assert_eq!((r.action, r.channel, r.kind, r.batch), (Some(ActionId(7)), ch(2), ActionKind::Restart, None));
     assert_eq!(r.server, ServerId::from("edge-1"));
     assert_eq!(r.started_at, t(0));
     assert_eq!(r.finished_at, t(700));

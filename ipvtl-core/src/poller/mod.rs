@@ -30,7 +30,7 @@ use crate::ids::{RequestId, ServerId};
 use crate::model::{Health, PollError, ServerConfig, ServerState, Status};
 use crate::parse::parse_status;
 use crate::time::Instant;
-use crate::transport::{Request, RequestKind, Response, TransportError};
+use crate::transport::{Request, RequestKind, Response, Transmit, TransportError};
 
 pub use schedule::SweepStats;
 
@@ -66,17 +66,6 @@ impl Default for PollerConfig {
             grace: Duration::from_secs(1),
         }
     }
-}
-
-/// A `/status` poll the driver must send.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PollRequest {
-    /// Hand this back to [`Poller::handle_response`].
-    pub id: RequestId,
-    /// Where to send it.
-    pub server: Arc<ServerConfig>,
-    /// What to send.
-    pub request: Request,
 }
 
 /// What a reload changed.
@@ -199,7 +188,7 @@ impl Poller {
     }
 
     /// The next poll to send, if a slot is free and one is due.
-    pub fn poll_request(&mut self, now: Instant) -> Option<PollRequest> {
+    pub fn poll_request(&mut self, now: Instant) -> Option<Transmit> {
         self.maybe_start_sweep(now);
         while self.priority_in_flight < self.config.max_priority {
             let Some(id) = self.priority.pop_front() else { break };
@@ -229,9 +218,8 @@ impl Poller {
         None
     }
 
-    fn send(&mut self, id: ServerId, lane: Lane, sweep: Option<u64>, now: Instant) -> PollRequest {
-        self.next_request += 1;
-        let request_id = RequestId(self.next_request);
+    fn send(&mut self, id: ServerId, lane: Lane, sweep: Option<u64>, now: Instant) -> Transmit {
+        let request_id = self.next_request_id();
         let entry = self.servers.get_mut(&id).expect("caller checked the server exists");
         entry.in_flight = Some(request_id);
         let server = entry.config.clone();
@@ -242,11 +230,18 @@ impl Poller {
         let deadline = now + self.config.timeout + self.config.grace;
         self.in_flight
             .insert(request_id, InFlight { server: id, sent_at: now, deadline, lane, sweep, joined: Vec::new() });
-        PollRequest {
+        Transmit {
             id: request_id,
             server,
             request: Request { kind: RequestKind::Status, timeout: self.config.timeout },
         }
+    }
+
+    /// A fresh request id. The [`crate::Fleet`] takes its action requests'
+    /// ids from here too: one id space for every request it sends.
+    pub(crate) fn next_request_id(&mut self) -> RequestId {
+        self.next_request += 1;
+        RequestId(self.next_request)
     }
 
     /// Feeds back the outcome of a poll. Unknown or late ids are ignored.

@@ -43,9 +43,13 @@ pub(super) fn success(
     if entry.channels.len() != status.channels.len() {
         entry.channels = vec![ChannelTrack::default(); status.channels.len()];
     }
+    entry.state.stalled.clear();
     for (i, ch) in status.channels.iter().enumerate() {
         let track = &mut entry.channels[i];
         let reason = stall_reason(ch, track, now);
+        if let Some(reason) = reason {
+            entry.state.stalled.insert(ChannelId::from_index(i), reason);
+        }
         let uptime = ch.stats.map(|s| s.uptime_s).filter(|_| ch.state == ChannelState::Running);
         if uptime.is_none() || track.uptime.map(|(u, _)| u) != uptime {
             track.uptime = uptime.map(|u| (u, now));

@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 
 use super::*;
 use crate::event::StallReason;
+use crate::ids::ChannelId;
 use crate::model::{ChannelState, Health};
 
 fn t(ms: u64) -> Instant {
@@ -68,7 +69,7 @@ fn connect() -> Result<Response, TransportError> {
     Err(TransportError::Connect("connection refused".into()))
 }
 
-fn drain(p: &mut Poller, now: Instant) -> Vec<PollRequest> {
+fn drain(p: &mut Poller, now: Instant) -> Vec<Transmit> {
     let mut out = Vec::new();
     while let Some(r) = p.poll_request(now) {
         out.push(r);
@@ -76,7 +77,7 @@ fn drain(p: &mut Poller, now: Instant) -> Vec<PollRequest> {
     out
 }
 
-fn names(reqs: &[PollRequest]) -> Vec<&str> {
+fn names(reqs: &[Transmit]) -> Vec<&str> {
     reqs.iter().map(|r| r.server.id.as_str()).collect()
 }
 
@@ -109,12 +110,7 @@ fn health_changes(evs: &[Event]) -> Vec<(String, Health, Health)> {
 }
 
 /// Answers every request of `reqs` with `result` at `now`.
-fn answer_all(
-    p: &mut Poller,
-    reqs: &[PollRequest],
-    now: Instant,
-    result: impl Fn() -> Result<Response, TransportError>,
-) {
+fn answer_all(p: &mut Poller, reqs: &[Transmit], now: Instant, result: impl Fn() -> Result<Response, TransportError>) {
     for r in reqs {
         p.handle_response(r.id, result(), now);
     }
@@ -798,25 +794,40 @@ fn stalls(evs: &[Event]) -> Vec<(u32, StallReason)> {
 #[test]
 fn stalls_are_reported_once() {
     use StallReason::*;
-    // Polls every two seconds: (channel 1 status text, stalls expected).
-    let table: &[(&str, &[(u32, StallReason)])] = &[
-        ("00:01:00 25fps@100Kbps", &[]),
-        ("00:01:01 0fps@100Kbps", &[(1, ZeroFps)]),
-        ("00:01:02 0fps@100Kbps", &[]),  // still stalled: not again
-        ("00:01:03 25fps@100Kbps", &[]), // recovered
-        ("00:01:03 25fps@100Kbps", &[(1, UptimeFrozen)]),
-        ("00:01:03 25fps@100Kbps", &[]), // still frozen: not again
-        ("00:01:06 25fps@100Kbps", &[]), // recovered
-        ("00:01:06 0.0fps@100Kbps", &[(1, ZeroFps)]),
+    // Polls every two seconds: (channel 1 status text, stalls reported,
+    // the stall published in the server's state).
+    let table: &[(&str, &[(u32, StallReason)], Option<StallReason>)] = &[
+        ("00:01:00 25fps@100Kbps", &[], None),
+        ("00:01:01 0fps@100Kbps", &[(1, ZeroFps)], Some(ZeroFps)),
+        ("00:01:02 0fps@100Kbps", &[], Some(ZeroFps)), // still stalled: not again
+        ("00:01:03 25fps@100Kbps", &[], None),         // recovered
+        ("00:01:03 25fps@100Kbps", &[(1, UptimeFrozen)], Some(UptimeFrozen)),
+        ("00:01:03 25fps@100Kbps", &[], Some(UptimeFrozen)), // still frozen: not again
+        ("00:01:06 25fps@100Kbps", &[], None),               // recovered
+        ("00:01:06 0.0fps@100Kbps", &[(1, ZeroFps)], Some(ZeroFps)),
     ];
     let mut p = poller(1);
-    for (i, (text, expected)) in table.iter().enumerate() {
+    for (i, (text, expected, published)) in table.iter().enumerate() {
         let now = t(2_000 * i as u64);
         p.handle_timeout(now);
         let r = drain(&mut p, now);
         p.handle_response(r[0].id, ok_body(&[("running", text)]), now);
         assert_eq!(stalls(&events(&mut p)), *expected, "step {i}: {text}");
+        let state = p.state(&sid("s1")).unwrap();
+        assert_eq!(state.stall(ChannelId::new(1).unwrap()), *published, "step {i}: {text}");
+        assert_eq!(state.stalled.len(), usize::from(published.is_some()));
     }
+}
+
+#[test]
+fn a_channel_stalled_when_first_seen_is_reported_and_published() {
+    let mut p = poller(1);
+    let r = drain(&mut p, t(0));
+    let body = ok_body(&[("running", "00:05:00 0fps@0Kbps"), ("idle", ""), ("running", "00:05:00 25fps@9Kbps")]);
+    p.handle_response(r[0].id, body, t(0));
+    assert_eq!(stalls(&events(&mut p)), [(1, StallReason::ZeroFps)]);
+    let state = p.state(&sid("s1")).unwrap();
+    assert_eq!(state.stalled.iter().map(|(c, r)| (c.get(), *r)).collect::<Vec<_>>(), [(1, StallReason::ZeroFps)]);
 }
 
 #[test]
