@@ -26,7 +26,7 @@ pub struct SmolClock {
 }
 
 impl SmolClock {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         SmolClock { epoch: std::time::Instant::now(), wall_epoch: SystemTime::now() }
     }
 
@@ -144,7 +144,7 @@ impl Cluster {
                 .spawn(move || {
                     smol::block_on(drive(&*fleet, &*transport, &clock, Box::pin(wake_rx), |e| dispatch.on_event(e)));
                 })
-                .map_err(|e| ClientError::Settings(format!("cannot start the driver thread: {e}")))?
+                .map_err(|e| ClientError::Internal(format!("cannot start the driver thread: {e}")))?
         };
         Ok(Cluster {
             shared: Arc::new(Shared { fleet, dispatch, wake, clock, settings, driver: Mutex::new(Some(driver)) }),

@@ -84,7 +84,7 @@ impl Dispatch {
         let mut w = lock(&self.waiters);
         match event {
             Event::ActionFinished { report } => {
-                if let Some(tx) = w.actions.remove(&report.action) {
+                if let Some(tx) = report.action.and_then(|a| w.actions.remove(&a)) {
                     let _ = tx.send(report);
                 }
             }

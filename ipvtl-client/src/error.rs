@@ -53,6 +53,10 @@ pub enum ClientError {
     Transport(TransportError),
     /// The cluster has shut down.
     Closed,
+    /// Something inside ipvtl failed that no input of yours caused (the
+    /// driver thread could not start, an answer the core must give was
+    /// missing). A bug or an exhausted machine; the message says which.
+    Internal(String),
 }
 
 impl ClientError {
@@ -70,6 +74,7 @@ impl ClientError {
             ClientError::Batch(_) => "batch",
             ClientError::Transport(_) => "transport",
             ClientError::Closed => "closed",
+            ClientError::Internal(_) => "internal",
         }
     }
 
@@ -83,7 +88,7 @@ impl ClientError {
             ActionError::Maintenance { server } => ClientError::Maintenance(server),
             other => match report {
                 Some(report) => ClientError::ActionFailed(Box::new(report)),
-                None => ClientError::Settings(other.to_string()),
+                None => ClientError::Internal(format!("an action failed without a report: {other}")),
             },
         }
     }
@@ -111,6 +116,7 @@ impl fmt::Display for ClientError {
             ClientError::Batch(e) => write!(f, "batch refused: {e}"),
             ClientError::Transport(e) => write!(f, "HTTP client: {e}"),
             ClientError::Closed => f.write_str("the cluster has shut down"),
+            ClientError::Internal(m) => write!(f, "internal error: {m}"),
         }
     }
 }

@@ -31,15 +31,16 @@ mod dispatch;
 mod error;
 mod settings;
 mod transport;
+pub mod wire;
 
 pub use cluster::{load_servers, Cluster, Sleep, SmolClock};
 pub use dispatch::Subscription;
 pub use error::ClientError;
-pub use settings::Settings;
+pub use settings::{Settings, SettingsOptions};
 pub use transport::{url, IsahcTransport, TransportOptions, DEFAULT_BODY_LIMIT};
 
 pub use ipvtl_core as core;
 pub use ipvtl_core::{
-    ActionError, ActionKind, ActionReport, BatchFilter, BatchReport, BatchSpec, BatchTarget, ChannelState, Event,
-    FleetSnapshot, Health, ServerConfig, ServerSnapshot, ServerState, Targets,
+    ActionError, ActionKind, ActionReport, BatchFilter, BatchInput, BatchReport, BatchSpec, BatchTarget, ChannelState,
+    Event, FleetSnapshot, Health, ServerConfig, ServerSnapshot, ServerState, Targets,
 };

@@ -58,7 +58,60 @@ impl Default for Settings {
     }
 }
 
+/// Settings as given from outside (keyword arguments, a foreign record,
+/// flags): `None` means "not given", and takes [`Settings::default`]'s
+/// value. Bindings fill this with what their caller passed and never
+/// restate a default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SettingsOptions {
+    /// See [`Settings::interval`].
+    pub interval: Option<Duration>,
+    /// See [`Settings::timeout`].
+    pub timeout: Option<Duration>,
+    /// See [`Settings::concurrency`].
+    pub concurrency: Option<usize>,
+    /// See [`Settings::priority_concurrency`].
+    pub priority_concurrency: Option<usize>,
+    /// See [`Settings::backoff_max`].
+    pub backoff_max: Option<Duration>,
+    /// See [`Settings::offline_after`].
+    pub offline_after: Option<u32>,
+    /// See [`Settings::stop_timeout`].
+    pub stop_timeout: Option<Duration>,
+    /// See [`Settings::start_timeout`].
+    pub start_timeout: Option<Duration>,
+    /// See [`Settings::watch_interval`].
+    pub watch_interval: Option<Duration>,
+    /// See [`Settings::body_limit`].
+    pub body_limit: Option<u64>,
+    /// See [`Settings::background`].
+    pub background: Option<bool>,
+    /// See [`Settings::event_buffer`].
+    pub event_buffer: Option<usize>,
+}
+
 impl Settings {
+    /// The defaults, with what `options` gives in their place; validated.
+    pub fn from_options(options: SettingsOptions) -> Result<Self, ClientError> {
+        let d = Settings::default();
+        let settings = Settings {
+            interval: options.interval.unwrap_or(d.interval),
+            timeout: options.timeout.unwrap_or(d.timeout),
+            concurrency: options.concurrency.unwrap_or(d.concurrency),
+            priority_concurrency: options.priority_concurrency.unwrap_or(d.priority_concurrency),
+            backoff_max: options.backoff_max.unwrap_or(d.backoff_max),
+            offline_after: options.offline_after.unwrap_or(d.offline_after),
+            stop_timeout: options.stop_timeout.unwrap_or(d.stop_timeout),
+            start_timeout: options.start_timeout.unwrap_or(d.start_timeout),
+            watch_interval: options.watch_interval.unwrap_or(d.watch_interval),
+            body_limit: options.body_limit.unwrap_or(d.body_limit),
+            background: options.background.unwrap_or(d.background),
+            event_buffer: options.event_buffer.unwrap_or(d.event_buffer),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
     /// Checks ranges: positive durations and counts.
     pub fn validate(&self) -> Result<(), ClientError> {
         let positive = [
@@ -113,5 +166,27 @@ impl Settings {
             connect_timeout: self.timeout,
             connection_cache: self.concurrency.saturating_mul(2).max(64),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_not_given_take_the_defaults_and_given_ones_are_checked() {
+        assert_eq!(Settings::from_options(SettingsOptions::default()).unwrap(), Settings::default());
+        let s = Settings::from_options(SettingsOptions {
+            timeout: Some(Duration::from_millis(700)),
+            concurrency: Some(9),
+            ..SettingsOptions::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (s.timeout, s.concurrency, s.interval),
+            (Duration::from_millis(700), 9, Settings::default().interval)
+        );
+        let zero = SettingsOptions { concurrency: Some(0), ..SettingsOptions::default() };
+        assert_eq!(Settings::from_options(zero).unwrap_err().kind(), "settings");
     }
 }
