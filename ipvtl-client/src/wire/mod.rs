@@ -32,7 +32,9 @@ pub use action::{
     ActionProgressView, ActionReportView, BatchProgressView, BatchReportView, BatchTargetView, PhaseView,
 };
 pub use event::{EventBody, EventView};
-pub use server::{ChannelView, HealthCounts, ReloadView, ServerConfigView, ServerStateView, ServerView, SnapshotView};
+pub use server::{
+    ChannelView, HealthCounts, PollView, ReloadView, ServerConfigView, ServerStateView, ServerView, SnapshotView,
+};
 
 /// Turns core instants into wall-clock time.
 #[derive(Clone, Copy, Debug)]

@@ -81,6 +81,14 @@ pub struct ServerStateView {
     pub cpu_avg: Option<f64>,
     /// Channels from the last good status (empty if none).
     pub channels: Vec<ChannelView>,
+    /// How the polls of it go.
+    #[serde(flatten)]
+    pub poll: PollView,
+}
+
+/// How a server's polls go: freshness, errors, maintenance.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct PollView {
     /// True when the status shown is older than the last poll (which failed).
     pub stale: bool,
     /// Age of the last good status, as of the view.
@@ -113,15 +121,17 @@ impl ServerStateView {
             channels: status
                 .map(|s| s.channels.iter().map(|ch| ChannelView::new(ch, state)).collect())
                 .unwrap_or_default(),
-            stale: state.is_stale(),
-            status_age_ms: state.status_age(now).map(ms),
-            last_poll_at: state.last_poll_at.map(|t| wall.at(t)),
-            last_ok_at: state.last_ok_at.map(|t| wall.at(t)),
-            latency_ms: state.latency.map(ms),
-            consecutive_failures: state.consecutive_failures,
-            error: state.error.as_ref().map(|e| e.to_string()),
-            error_kind: state.error.as_ref().map(|e| e.kind()),
-            maintenance: state.maintenance,
+            poll: PollView {
+                stale: state.is_stale(),
+                status_age_ms: state.status_age(now).map(ms),
+                last_poll_at: state.last_poll_at.map(|t| wall.at(t)),
+                last_ok_at: state.last_ok_at.map(|t| wall.at(t)),
+                latency_ms: state.latency.map(ms),
+                consecutive_failures: state.consecutive_failures,
+                error: state.error.as_ref().map(|e| e.to_string()),
+                error_kind: state.error.as_ref().map(|e| e.kind()),
+                maintenance: state.maintenance,
+            },
         }
     }
 }
