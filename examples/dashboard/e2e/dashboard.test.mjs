@@ -6,9 +6,19 @@
 import { artifact, check, run, url } from "./browser.mjs";
 
 await run("browser test", async context => {
+  // Records every page's Content-Security-Policy violations from its first
+  // script on (checked at the end: the strict policy must never bite).
+  await context.addInitScript(() => {
+    window.__cspViolations = [];
+    document.addEventListener("securitypolicyviolation", e =>
+      window.__cspViolations.push(e.violatedDirective + " " + (e.blockedURI || "inline")));
+  });
   const page = await context.newPage();
 
-  await page.goto(url, { waitUntil: "domcontentloaded" });
+  const resp = await page.goto(url, { waitUntil: "domcontentloaded" });
+  const csp = (await resp.allHeaders())["content-security-policy"] || "";
+  check(csp.includes("script-src 'self'") && !csp.includes("unsafe-inline"),
+    "the page's policy allows no inline script or style (" + csp + ")");
   await page.waitForFunction(() => document.querySelectorAll("article.server").length === 12, null, { timeout: 20000 });
   check(true, "12 server cards rendered");
 
@@ -16,6 +26,10 @@ await run("browser test", async context => {
   await page.waitForSelector("article.server.st-online .cpu i b", { timeout: 20000 });
   const cores = await page.locator("article.server.st-online").first().locator(".cpu i").count();
   check(cores === 8, "an online card shows 8 CPU cores (got " + cores + ")");
+  const bars = await page.locator("article.server.st-online").first().locator(".cpu i b")
+    .evaluateAll(bs => bs.map(b => [b.style.height, b.parentElement.title]));
+  check(bars.every(([h, title]) => h !== "" && h === Math.max(0, Math.min(100, parseFloat(title))) + "%"),
+    "each CPU bar is as high as its core's load (" + bars.map(b => b[0]).join(" ") + ")");
   await page.waitForSelector("#live.on", { timeout: 10000 });
   check(true, "live event stream connected");
   const online = Number(await page.textContent("#t-online"));
@@ -107,4 +121,10 @@ await run("browser test", async context => {
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 0, "no horizontal overflow at 390 px (overflow " + overflow + " px)");
   await phone.screenshot({ path: artifact("dashboard-phone.png") });
+
+  for (const [p, name] of [[page, "desktop"], [phone, "phone"]]) {
+    const violations = await p.evaluate(() => window.__cspViolations);
+    check(violations.length === 0, "no Content-Security-Policy violation on the " + name + " page" +
+      (violations.length ? ": " + violations.join("; ") : ""));
+  }
 });

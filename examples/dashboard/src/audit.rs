@@ -10,12 +10,74 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use serde_json::{Map, Value};
+use ipvtl_client::wire::{ActionReportView, BatchReportView, BatchTargetView};
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::timefmt::iso;
+use crate::guard::Who;
 
 /// Entries kept in memory.
 const RECENT: usize = 1000;
+
+/// One line of the audit log: when (Unix seconds), who asked, and what.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct AuditEntry {
+    at: f64,
+    who: Option<Who>,
+    #[serde(flatten)]
+    event: AuditEvent,
+}
+
+/// What an audit line records, tagged by `event`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub(crate) enum AuditEvent {
+    /// Written (and synced) before anything is sent.
+    ActionRequested { server_id: String, channel_id: u32, action: &'static str },
+    /// Refused before anything was sent: `outcome` is the refusal's kind.
+    ActionRefused { server_id: String, channel_id: u32, action: &'static str, outcome: &'static str, detail: String },
+    /// A batch's action began.
+    ActionStarted { action_id: u64, batch_id: Option<u64>, server_id: String, channel_id: u32, action: &'static str },
+    /// An action ended: `ok`, `failed` or `refused`, with its report.
+    ActionFinished { outcome: &'static str, report: ActionReportView },
+    /// An action whose end came without a report (the cluster closed).
+    ActionLost { server_id: String, channel_id: u32, action: &'static str, outcome: &'static str, detail: String },
+    /// Maintenance turned on or off, before it takes effect.
+    Maintenance { server_id: String, enabled: bool },
+    /// A reload of the servers file: `ok` with the count, or `refused`.
+    Reload { outcome: &'static str, count: Option<usize>, detail: Option<String> },
+    /// Written (and synced) before a batch starts.
+    BatchRequested { action: &'static str, count: usize, targets: Vec<BatchTargetView> },
+    /// A batch ended.
+    BatchFinished {
+        batch_id: u64,
+        ok: bool,
+        succeeded: usize,
+        failed: usize,
+        skipped: usize,
+        stopped_early: Option<&'static str>,
+    },
+}
+
+impl AuditEvent {
+    /// The entry of this event, by `who`, now.
+    pub fn by(self, who: Option<Who>) -> AuditEntry {
+        AuditEntry { at: crate::timefmt::unix_s(SystemTime::now()), who, event: self }
+    }
+}
+
+impl From<&BatchReportView> for AuditEvent {
+    fn from(r: &BatchReportView) -> Self {
+        AuditEvent::BatchFinished {
+            batch_id: r.batch_id,
+            ok: r.ok,
+            succeeded: r.succeeded,
+            failed: r.failed,
+            skipped: r.skipped,
+            stopped_early: r.stopped_early,
+        }
+    }
+}
 
 /// An append-only JSON-lines audit log.
 #[derive(Debug)]
@@ -54,15 +116,9 @@ impl AuditLog {
         self.path.as_deref()
     }
 
-    /// Appends an entry (a JSON object; `time` is added). With `sync`, the
-    /// line is on disk when this returns.
-    pub fn append(&self, entry: Value, sync: bool) -> io::Result<()> {
-        let mut obj = Map::new();
-        obj.insert("time".into(), Value::String(iso(SystemTime::now())));
-        if let Value::Object(fields) = entry {
-            obj.extend(fields);
-        }
-        let entry = Value::Object(obj);
+    /// Appends an entry. With `sync`, the line is on disk when this returns.
+    pub(crate) fn append(&self, entry: &AuditEntry, sync: bool) -> io::Result<()> {
+        let entry = serde_json::to_value(entry).map_err(io::Error::other)?;
         let mut line = serde_json::to_vec(&entry).map_err(io::Error::other)?;
         line.push(b'\n');
         {
@@ -85,7 +141,7 @@ impl AuditLog {
 
     /// Appends and reports a failure on stderr instead of returning it (for
     /// entries recorded after the fact).
-    pub fn record(&self, entry: Value) {
+    pub(crate) fn record(&self, entry: &AuditEntry) {
         if let Err(e) = self.append(entry, false) {
             eprintln!("ipvtl-dashboard: cannot write the audit log: {e}");
         }
@@ -110,12 +166,15 @@ mod tests {
         let path = dir.join("audit.jsonl");
         std::fs::write(&path, b"{\"event\":\"a\"}\n{\"event\":\"tor").unwrap();
         let log = AuditLog::open(Some(&path)).unwrap();
-        log.append(serde_json::json!({"event": "b"}), true).unwrap();
+        let entry = AuditEvent::Maintenance { server_id: "s1".into(), enabled: true }.by(None);
+        log.append(&entry, true).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         let last: Value = serde_json::from_str(lines[2]).unwrap();
-        assert_eq!(last["event"], "b");
+        assert_eq!(last["event"], "maintenance");
+        assert_eq!(last["server_id"], "s1");
+        assert!(last["at"].as_f64().unwrap() > 1.7e9);
         assert_eq!(log.recent(10).len(), 1);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -6,23 +6,18 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::serve::Peer;
 use crate::state::AppState;
 
 /// Who made a request, as the audit log records it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub(crate) struct Who {
     pub addr: String,
+    /// The request carried the right API key.
+    #[serde(rename = "api_key")]
     pub key: bool,
-}
-
-impl Who {
-    pub fn json(&self) -> Value {
-        json!({"addr": self.addr, "api_key": self.key})
-    }
 }
 
 /// Compares two byte strings in time that depends on their lengths only.

@@ -11,7 +11,6 @@
 
 #![forbid(unsafe_code)]
 
-mod api;
 mod audit;
 mod batch;
 mod cache;
@@ -20,13 +19,15 @@ mod error;
 mod events;
 mod guard;
 mod history;
+mod legacy;
 mod metrics;
 pub mod options;
+mod page;
 mod pump;
+mod routes;
 mod serve;
 mod state;
 mod timefmt;
-mod view;
 
 pub use audit::AuditLog;
 pub use serve::{serve, Peer};
@@ -36,7 +37,7 @@ pub use state::{AppState, StateConfig};
 /// and the embedded page. No socket: serve it with [`serve`] or call it as a
 /// `tower::Service`.
 pub fn app(state: AppState) -> axum::Router {
-    api::router(state)
+    routes::router(state)
 }
 
 /// The crate version, as reported by `/health`.

@@ -6,12 +6,12 @@
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
+use ipvtl_client::wire::{ActionReportView, BatchReportView, EventView, Wall};
 use ipvtl_client::{Event, Subscription};
-use serde_json::json;
 
+use crate::audit::AuditEvent;
 use crate::state::{render_servers, Inner};
 use crate::timefmt::unix_ms;
-use crate::view::{event_json, report_json};
 
 /// Shortest time between two rebuilds of the `/api/servers` body.
 const MIN_REBUILD: Duration = Duration::from_millis(250);
@@ -83,11 +83,13 @@ fn rebuild(inner: &Inner) {
 }
 
 fn handle(inner: &Inner, e: &Event) {
-    let data = event_json(e).to_string();
+    let wall = Wall(inner.cluster.clock());
+    let data = serde_json::to_string(&EventView::new(e, wall)).unwrap_or_default();
     let cut = inner.hub.publish(e.kind(), data);
     for _ in 0..cut {
         inner.metrics.sse_dropped();
     }
+    let audit = |batch: u64, event: AuditEvent| inner.config.audit.record(&event.by(inner.batches.who(batch)));
     match e {
         Event::ActionFinished { report } => {
             let outcome = match &report.outcome {
@@ -98,27 +100,24 @@ fn handle(inner: &Inner, e: &Event) {
             inner.metrics.action(report.kind.as_str(), outcome);
             // Single actions are audited by their handler; batch actions here.
             if let Some(batch) = report.batch {
-                let who = inner.batches.who(batch.0);
-                inner.config.audit.record(json!({
-                    "event": "action_finished", "who": who, "outcome": outcome, "report": report_json(report),
-                }));
+                audit(batch.0, AuditEvent::ActionFinished { outcome, report: ActionReportView::new(report, wall) });
             }
         }
-        Event::ActionStarted { batch: Some(batch), server, channel, kind, action } => {
-            let who = inner.batches.who(batch.0);
-            inner.config.audit.record(json!({
-                "event": "action_started", "who": who, "batch_id": batch.0, "action_id": action.0,
-                "server_id": server.as_str(), "channel_id": channel.get(), "action": kind.as_str(),
-            }));
-        }
+        Event::ActionStarted { batch: Some(batch), server, channel, kind, action } => audit(
+            batch.0,
+            AuditEvent::ActionStarted {
+                action_id: action.0,
+                batch_id: Some(batch.0),
+                server_id: server.to_string(),
+                channel_id: channel.get(),
+                action: kind.as_str(),
+            },
+        ),
         Event::BatchProgress(p) => inner.batches.progress(p),
         Event::BatchFinished { report } => {
-            inner.batches.finish(report);
-            let who = inner.batches.who(report.batch.0);
-            inner.config.audit.record(json!({
-                "event": "batch_finished", "who": who, "batch_id": report.batch.0,
-                "ok": report.ok(), "failed": report.failed(), "skipped": report.skipped(),
-            }));
+            let view = BatchReportView::new(report, wall);
+            audit(report.batch.0, AuditEvent::from(&view));
+            inner.batches.finish(report, view);
         }
         Event::SweepFinished { duration, .. } => inner.metrics.sweep(duration.as_secs_f64()),
         _ => {}

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use ipvtl_client::wire::{ActionProgressView, ServerView, Wall};
 use ipvtl_client::{Cluster, FleetSnapshot};
 
 use crate::audit::AuditLog;
@@ -11,8 +12,8 @@ use crate::batch::Batches;
 use crate::cache::ServersCache;
 use crate::events::EventHub;
 use crate::history::History;
+use crate::legacy::{actions_by_channel, LegacyServer};
 use crate::metrics::Metrics;
-use crate::view::{server_view, ViewContext};
 
 /// How the dashboard runs, besides the cluster.
 #[derive(Debug)]
@@ -114,8 +115,9 @@ impl AppState {
 
 /// Serializes the fleet in the original tool's shape.
 pub(crate) fn render_servers(cluster: &Cluster, fleet: &FleetSnapshot) -> Bytes {
-    let actions = cluster.actions();
-    let cx = ViewContext::new(cluster.clock(), fleet.taken_at, &actions);
-    let views: Vec<_> = fleet.servers.iter().map(|s| server_view(s, &cx)).collect();
-    Bytes::from(serde_json::to_vec(&views).unwrap_or_else(|_| b"[]".to_vec()))
+    let wall = Wall(cluster.clock());
+    let actions = actions_by_channel(cluster.actions().iter().map(ActionProgressView::from));
+    let views: Vec<ServerView> = fleet.servers.iter().map(|s| ServerView::new(s, fleet.taken_at, wall)).collect();
+    let legacy: Vec<LegacyServer<'_>> = views.iter().map(|v| LegacyServer::new(v, &actions)).collect();
+    Bytes::from(serde_json::to_vec(&legacy).unwrap_or_else(|_| b"[]".to_vec()))
 }

@@ -7,11 +7,12 @@ pub(crate) fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// `2024-05-01T12:34:56.789Z`.
-pub(crate) fn iso(t: SystemTime) -> String {
-    iso_from_ms(unix_ms(t))
+/// Unix seconds, to the millisecond (the wire views' time).
+pub(crate) fn unix_s(t: SystemTime) -> f64 {
+    unix_ms(t) as f64 / 1000.0
 }
 
+/// `2024-05-01T12:34:56.789Z`.
 pub(crate) fn iso_from_ms(ms: u64) -> String {
     let secs = ms / 1000;
     let days = (secs / 86_400) as i64;

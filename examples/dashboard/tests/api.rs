@@ -495,7 +495,11 @@ fn batches_plan_run_report_progress_and_validate() {
         report["state"] == "finished"
     });
     assert_eq!(report["total"], 3);
-    assert_eq!(report["report"]["ok"], 3, "{report}");
+    assert_eq!(report["report"]["ok"], true, "{report}");
+    assert_eq!(report["report"]["succeeded"], 3, "{report}");
+    assert_eq!(report["report"]["stopped_early"], Value::Null);
+    assert_eq!(report["requested_by"]["addr"], "local");
+    assert!(report["created_at"].as_f64().is_some_and(|t| t > 1.7e9), "Unix seconds: {report}");
     for i in 0..3 {
         assert_eq!(commands(&h, &h.id(i)), [(2, Action::Stop), (2, Action::Start)]);
     }
@@ -513,11 +517,77 @@ fn batches_plan_run_report_progress_and_validate() {
         json!({"action": "restart", "filter": {}, "max_parallel": 0}),
         json!({"action": "restart", "filter": {}, "surprise": true}),
         json!({"action": "restart", "filter": {"channels": ["one"]}}),
+        json!({"action": "restart", "filter": {}, "max_parallel": 65}),
+        json!({"action": "restart", "filter": {}, "failure_threshold": 0}),
     ] {
         let (status, body) = h.post_json("/api/batch", &bad);
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
         assert!(body["detail"].is_string());
     }
+    // A misspelt state is an error naming the valid ones, not a filter
+    // that silently matches nothing.
+    let (status, body) = h.post_json("/api/batch", &json!({"action": "restart", "filter": {"states": ["runing"]}}));
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("\"runing\"") && detail.contains("idle, running, stopping"), "{detail}");
+}
+
+#[test]
+fn get_on_reload_is_405_not_a_server_called_reload() {
+    let h = Harness::new(1);
+    let (status, body) = h.get("/api/servers/reload");
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+}
+
+#[test]
+fn the_fleet_endpoint_and_sse_speak_the_wire_vocabulary() {
+    let h = Harness::new(2);
+    h.poll();
+    let (status, fleet) = h.get("/api/fleet");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(fleet["counts"]["online"], 2, "{fleet}");
+    let s = &fleet["servers"][0];
+    assert_eq!(s["id"], h.id(0).as_str());
+    assert_eq!(s["health"], "online");
+    assert!(s["latency_ms"].is_u64() && s["status_age_ms"].is_u64(), "{s}");
+    assert!(s["last_poll_at"].as_f64().is_some_and(|t| t > 1.7e9), "{s}");
+    for legacy in ["cpu_cores", "error_message", "last_poll_time", "server_id", "status"] {
+        assert!(s.get(legacy).is_none(), "{legacy} belongs to the original endpoints only: {s}");
+    }
+    // The original list carries the same values under both names.
+    let (_, list) = h.get("/api/servers");
+    let st = &list[0]["state"];
+    assert_eq!(list[0]["config"]["id"], s["id"]);
+    assert_eq!(st["cpu_cores"], s["cpu"]);
+    assert_eq!(st["cpu_avg"], s["cpu_avg"]);
+    assert_eq!(st["last_poll_at"], s["last_poll_at"]);
+    assert_eq!((&st["status"], &st["health"]), (&s["health"], &s["health"]));
+    assert_eq!(st["channels"][0]["name"], "Channel 1");
+    assert_eq!(st["channels"][0]["stall"], s["channels"][0]["stall"]);
+    assert_eq!(st["channels"][0]["status"], s["channels"][0]["status"]);
+
+    let resp = smol::block_on(h.app.clone().oneshot(request(Method::GET, "/api/events", &[], None))).unwrap();
+    let mut body = resp.into_body().into_data_stream();
+    let mut buf = String::new();
+    let id = h.id(0);
+    let ch = h.running_channel(&id);
+    assert_eq!(h.post(&format!("/api/servers/{id}/channels/{ch}/stop")).0, StatusCode::OK);
+    let frames = read_sse_until(&mut body, &mut buf, |f| field(f, "event:") == Some("action_finished"));
+    let data = |kind: &str| -> Value {
+        let f = frames.iter().find(|f| field(f, "event:") == Some(kind)).unwrap_or_else(|| panic!("no {kind}"));
+        serde_json::from_str(field(f, "data:").unwrap()).unwrap()
+    };
+    let finished = data("action_finished");
+    assert_eq!(finished["kind"], "action_finished");
+    assert_eq!(
+        (finished["server_id"].as_str(), finished["channel_id"].as_u64()),
+        (Some(id.as_str()), Some(u64::from(ch)))
+    );
+    assert_eq!(finished["ok"], true);
+    assert!(finished["duration_ms"].is_u64());
+    let changed = data("channel_state_changed");
+    assert_eq!(changed["from"], "running");
+    assert!(changed["to"] == "stopping" || changed["to"] == "idle", "{changed}");
 }
 
 #[test]
@@ -536,12 +606,14 @@ fn the_audit_log_records_each_action_start_and_end() {
     let events: Vec<&str> = body["entries"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(events, ["action_requested", "action_finished", "action_requested", "action_refused"]);
     assert_eq!(body["entries"][1]["outcome"], "ok");
-    assert_eq!(body["entries"][1]["server_id"], id.as_str());
+    assert_eq!(body["entries"][1]["report"]["server_id"], id.as_str());
+    assert_eq!(body["entries"][1]["report"]["channel_id"], ch);
+    assert_eq!(body["entries"][0]["server_id"], id.as_str());
     assert_eq!(body["entries"][0]["who"]["addr"], "local");
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect();
     assert_eq!(lines.len(), 4);
-    assert!(lines.iter().all(|l| l["time"].as_str().is_some_and(|t| t.ends_with('Z'))));
+    assert!(lines.iter().all(|l| l["at"].as_f64().is_some_and(|t| t > 1.7e9)), "Unix seconds: {lines:?}");
     assert_eq!(h.get("/api/audit?limit=1").1["entries"].as_array().unwrap().len(), 1);
     assert_eq!(h.get("/api/audit?limit=abc").0, StatusCode::UNPROCESSABLE_ENTITY);
     let _ = std::fs::remove_dir_all(dir);
@@ -556,8 +628,32 @@ fn the_page_is_served_with_a_strict_policy() {
     assert!(headers["content-security-policy"].to_str().unwrap().contains("connect-src 'self'"));
     assert_eq!(headers["x-frame-options"], "DENY");
     let html = String::from_utf8(body.to_vec()).unwrap();
-    assert!(html.contains("/api/events") && html.contains("/api/servers"));
+    assert!(html.contains(r#"src="/app.js""#) && html.contains(r#"href="/app.css""#));
     let (status, body) = h.get("/no/such/thing");
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["detail"], "Not Found");
+}
+
+#[test]
+fn the_page_files_are_served_and_nothing_inline_is_allowed() {
+    // With an API key set, the page and its files still load without one.
+    let config = StateConfig { api_key: Some("s3cret-key".into()), ..StateConfig::default() };
+    let h = Harness::with(1, config);
+    let (status, headers, _) = h.call(request(Method::GET, "/", &[], None));
+    assert_eq!(status, StatusCode::OK);
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(csp.contains("script-src 'self'") && csp.contains("style-src 'self'"), "{csp}");
+    for (path, ctype, needle) in [
+        ("/app.js", "text/javascript; charset=utf-8", "/api/events"),
+        ("/app.css", "text/css; charset=utf-8", ".server"),
+        ("/i18n.js", "text/javascript; charset=utf-8", "IPVTL 监控面板"),
+    ] {
+        let (status, headers, body) = h.call(request(Method::GET, path, &[], None));
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(headers["content-type"], ctype, "{path}");
+        assert_eq!(headers["cache-control"], "no-cache", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert!(String::from_utf8(body.to_vec()).unwrap().contains(needle), "{path}");
+    }
 }

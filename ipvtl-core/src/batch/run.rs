@@ -180,19 +180,12 @@ impl Batch {
         self.reported = true;
         let mut reports = core::mem::take(&mut self.reports);
         if let Some(stop) = &self.stopped {
-            for index in self.next..self.plan.len() {
+            for (t, slot) in self.plan.iter().zip(reports.iter_mut()).skip(self.next) {
                 self.work += 1;
-                let t = &self.plan[index];
                 let skipped = ActionError::Skipped { reason: stop.clone() };
-                reports[index] = Some(ActionReport::refused(
-                    None,
-                    t.server.clone(),
-                    t.channel,
-                    self.kind,
-                    Some(self.id),
-                    skipped,
-                    now,
-                ));
+                let report =
+                    ActionReport::refused(None, t.server.clone(), t.channel, self.kind, Some(self.id), skipped, now);
+                *slot = Some(report);
             }
         }
         self.work += reports.len() as u64;

@@ -138,9 +138,8 @@ fn a_ten_thousand_channel_batch_advances_in_linear_work() {
         let mut id = 0;
         let mut running = start_all(&mut b, &mut id);
         let mut finished = 0;
-        while !running.is_empty() {
-            // Finish from the back: out of start order.
-            let (action, t) = running.pop().unwrap();
+        // Finish from the back: out of start order.
+        while let Some((action, t)) = running.pop() {
             let ok = finished % 7 != 0;
             let r = report(&b, action, &t, ok);
             b.handle_finished(r);

@@ -796,7 +796,8 @@ fn stalls_are_reported_once() {
     use StallReason::*;
     // Polls every two seconds: (channel 1 status text, stalls reported,
     // the stall published in the server's state).
-    let table: &[(&str, &[(u32, StallReason)], Option<StallReason>)] = &[
+    type Step<'a> = (&'a str, &'a [(u32, StallReason)], Option<StallReason>);
+    let table: &[Step] = &[
         ("00:01:00 25fps@100Kbps", &[], None),
         ("00:01:01 0fps@100Kbps", &[(1, ZeroFps)], Some(ZeroFps)),
         ("00:01:02 0fps@100Kbps", &[], Some(ZeroFps)), // still stalled: not again

@@ -1,0 +1,83 @@
+//! Channel actions, and the actions under way.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use ipvtl_client::wire::{ActionProgressView, ActionReportView, Wall};
+use ipvtl_client::{ActionKind, ClientError};
+
+use super::{audit_now, json, parse_channel, path, ApiResult};
+use crate::audit::AuditEvent;
+use crate::error::ApiError;
+use crate::guard::Who;
+use crate::legacy::LegacyActionAnswer;
+use crate::state::AppState;
+
+pub(super) async fn channel_action(
+    State(st): State<AppState>,
+    who: Option<Extension<Who>>,
+    p: Result<Path<(String, String, String)>, PathRejection>,
+) -> ApiResult {
+    let (id, channel, action) = path(p)?;
+    let kind = ActionKind::parse(&action)
+        .ok_or_else(|| ApiError::not_found(format!("unknown action {action:?}: use start, stop or restart")))?;
+    let channel = parse_channel(&channel)?;
+    let who = who.map(|Extension(w)| w);
+    let action = kind.as_str();
+    // Write-ahead: the intent is on disk before anything can be sent.
+    let requested = AuditEvent::ActionRequested { server_id: id.clone(), channel_id: channel, action };
+    audit_now(&st, &requested.by(who.clone()))?;
+    let pending = match st.cluster().submit(&id, channel, kind) {
+        Ok(p) => p,
+        Err(e) => {
+            let refused = AuditEvent::ActionRefused {
+                server_id: id.clone(),
+                channel_id: channel,
+                action,
+                outcome: e.kind(),
+                detail: e.to_string(),
+            };
+            st.audit().record(&refused.by(who));
+            return Err(ApiError::from_client(&e));
+        }
+    };
+    // Await on a task of its own, so the outcome is audited even if the
+    // client goes away before the action ends.
+    let audit_state = st.clone();
+    let result = smol::spawn(async move {
+        let result = pending.await;
+        let wall = Wall(audit_state.cluster().clock());
+        let event = match &result {
+            Ok(r) => AuditEvent::ActionFinished { outcome: "ok", report: ActionReportView::new(r, wall) },
+            Err(ClientError::ActionFailed(r)) => {
+                AuditEvent::ActionFinished { outcome: "failed", report: ActionReportView::new(r, wall) }
+            }
+            Err(e) => AuditEvent::ActionLost {
+                server_id: id,
+                channel_id: channel,
+                action,
+                outcome: e.kind(),
+                detail: e.to_string(),
+            },
+        };
+        audit_state.audit().record(&event.by(who));
+        result
+    })
+    .await;
+    let wall = Wall(st.cluster().clock());
+    match result {
+        Ok(report) => json(&LegacyActionAnswer::new(&ActionReportView::new(&report, wall))),
+        Err(ClientError::ActionFailed(report)) => {
+            let view = ActionReportView::new(&report, wall);
+            let body = serde_json::to_value(LegacyActionAnswer::new(&view)).unwrap_or_default();
+            Err(ApiError::new(StatusCode::BAD_GATEWAY, report.summary()).with(body))
+        }
+        Err(e) => Err(ApiError::from_client(&e)),
+    }
+}
+
+/// `GET /api/actions`: the actions under way.
+pub(super) async fn list(State(st): State<AppState>) -> Json<Vec<ActionProgressView>> {
+    Json(st.cluster().actions().iter().map(ActionProgressView::from).collect())
+}

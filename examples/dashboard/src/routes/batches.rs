@@ -1,0 +1,79 @@
+//! Batches: submit (or plan, with `dry_run`), list, one.
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use ipvtl_client::wire::BatchTargetView;
+use ipvtl_client::{BatchInput, ClientError};
+use serde::Serialize;
+
+use super::{audit_now, json, json_body, path, ApiResult};
+use crate::audit::AuditEvent;
+use crate::batch::BatchEntryView;
+use crate::error::ApiError;
+use crate::guard::Who;
+use crate::state::AppState;
+
+/// The answer to a batch: accepted (202, with where to follow it) or, for
+/// a dry run, the plan alone.
+#[derive(Serialize)]
+struct BatchAnswer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_url: Option<String>,
+    dry_run: bool,
+    action: &'static str,
+    count: usize,
+    targets: Vec<BatchTargetView>,
+}
+
+pub(super) async fn submit(
+    State(st): State<AppState>,
+    who: Option<Extension<Who>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let input: BatchInput = json_body(&headers, body).await?;
+    let dry_run = input.dry_run;
+    let listed: Vec<String> = input.targets.iter().flatten().map(|t| t.server_id.clone()).collect();
+    let spec = input.into_spec().map_err(|e| ApiError::from_client(&ClientError::Batch(e)))?;
+    let cluster = st.cluster();
+    if let Some(id) = listed.iter().find(|id| cluster.server(id).is_err()) {
+        return Err(ApiError::unprocessable(format!("no server with id {id:?} in targets")));
+    }
+    let plan = cluster.plan(&spec).map_err(|e| ApiError::from_client(&e))?;
+    let targets: Vec<BatchTargetView> = plan.iter().map(BatchTargetView::from).collect();
+    let action = spec.kind.as_str();
+    let mut answer = BatchAnswer { batch_id: None, status_url: None, dry_run, action, count: plan.len(), targets };
+    if dry_run {
+        return Ok(json(&answer)?.into_response());
+    }
+    if plan.is_empty() {
+        return Err(ApiError::unprocessable("no channel matches this batch"));
+    }
+    let who = who.map(|Extension(w)| w);
+    let requested = AuditEvent::BatchRequested { action, count: plan.len(), targets: answer.targets.clone() };
+    audit_now(&st, &requested.by(who.clone()))?;
+    let (id, done) = cluster.submit_batch(spec.clone()).map_err(|e| ApiError::from_client(&e))?;
+    st.inner.batches.insert(id.0, spec.kind, plan.len(), who);
+    // Progress and the report arrive as events; nobody needs this future.
+    drop(done);
+    answer.batch_id = Some(id.0);
+    answer.status_url = Some(format!("/api/batches/{}", id.0));
+    Ok((StatusCode::ACCEPTED, json(&answer)?).into_response())
+}
+
+pub(super) async fn list(State(st): State<AppState>) -> Json<Vec<BatchEntryView>> {
+    Json(st.inner.batches.list())
+}
+
+pub(super) async fn one(State(st): State<AppState>, p: Result<Path<String>, PathRejection>) -> ApiResult {
+    let raw = path(p)?;
+    let id = raw.parse::<u64>().map_err(|_| ApiError::not_found(format!("no batch {raw:?}")))?;
+    let entry = st.inner.batches.get(id).ok_or_else(|| ApiError::not_found(format!("no batch {id}")))?;
+    json(&entry)
+}

@@ -1,0 +1,80 @@
+//! Running the dashboard: health, config, metrics, the event stream, the
+//! audit log.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::ApiResult;
+use crate::error::ApiError;
+use crate::history::HISTORY_LEN;
+use crate::state::AppState;
+
+pub(super) async fn health(State(st): State<AppState>) -> Json<Value> {
+    let c = st.cluster();
+    Json(json!({
+        "status": "ok",
+        "version": crate::VERSION,
+        "servers_count": c.len(),
+        "poll_interval": c.settings().interval.as_secs_f64(),
+    }))
+}
+
+pub(super) async fn config(State(st): State<AppState>) -> Json<Value> {
+    let c = st.cluster();
+    Json(json!({
+        "version": crate::VERSION,
+        "auth_required": st.inner.config.api_key.is_some(),
+        "reload_available": st.inner.config.servers_path.is_some(),
+        "poll_interval": c.settings().interval.as_secs_f64(),
+        "history_len": HISTORY_LEN,
+        "servers_count": c.len(),
+    }))
+}
+
+pub(super) async fn metrics(State(st): State<AppState>) -> Response {
+    let text = st.inner.metrics.render(&st.cluster().snapshot(), st.inner.hub.clients());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct EventsQuery {
+    last_event_id: Option<String>,
+}
+
+/// `GET /api/events`: every event as SSE (`event:` its kind, `data:` its
+/// wire view), resumable with `Last-Event-ID`.
+pub(super) async fn events(State(st): State<AppState>, Query(q): Query<EventsQuery>, req: Request) -> Response {
+    let header_id = req.headers().get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let last = header_id.or(q.last_event_id).and_then(|s| s.trim().parse::<u64>().ok());
+    let attach = st.inner.hub.attach(last);
+    let body = Body::from_stream(crate::events::stream(attach));
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub(super) async fn audit(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::unprocessable("limit must be an integer within 1..=1000"))?,
+    };
+    let path = st.audit().path().map(|p| p.display().to_string());
+    Ok(Json(json!({"path": path, "entries": st.audit().recent(limit)})))
+}

@@ -1,0 +1,62 @@
+// The dashboard page's strings in English and Chinese and the helpers that
+// translate with them. Served as /i18n.js, loaded before app.js, which uses
+// them through `window.ipvtlI18n`.
+"use strict";
+(function () {
+const I18N = {
+  en: {
+    title: "IPVTL Dashboard", servers: "servers", online: "online", offline: "offline", error: "error", unknown: "unknown",
+    running_channels: "running channels", idle_channels: "idle channels", avg_cpu: "avg CPU", auto_refresh: "Auto refresh",
+    off: "off", api_key: "API key", search: "Search id, name, host, tag", all_servers: "all servers", stale: "stale",
+    maintenance: "maintenance", any_channel: "any channel state", running: "running", idle: "idle", stopping: "stopping",
+    select_running: "Select running (visible)", batch_restart: "Restart selected", clear: "Clear", no_match: "No server matches.",
+    cancel: "Cancel", confirm: "Confirm", save: "Save", key_needed: "This dashboard needs an API key for actions.",
+    live: "live", offline_live: "disconnected", start: "Start", stop: "Stop", restart: "Restart", refresh: "Refresh",
+    maint_on: "Maintenance on", maint_off: "End maintenance", selected: "{n} channels selected",
+    confirm_action: "{action} channel {ch} on {server}?", confirm_batch: "Restart {n} channels?",
+    ok_action: "{action} done in {ms} ms", working: "{action}…", age: "status {s} old", latency: "{ms} ms",
+    never: "not polled yet", cpu: "CPU", batch_done: "Batch {id}: {ok} ok, {failed} failed", batch_running: "Batch {id}: {done}/{total}",
+    fetch_failed: "Cannot reach the dashboard API: {e}", channel: "Channel {n}", updated: "updated {t}",
+    stalled: "stalled", stalled_tip_zero_fps: "running but making no frames (0 fps)",
+    stalled_tip_uptime_frozen: "running but its uptime stopped advancing",
+  },
+  zh: {
+    title: "IPVTL 监控面板", servers: "服务器", online: "在线", offline: "离线", error: "错误", unknown: "未知",
+    running_channels: "运行中通道", idle_channels: "空闲通道", avg_cpu: "平均 CPU", auto_refresh: "自动刷新",
+    off: "关闭", api_key: "API 密钥", search: "搜索 ID、名称、主机、标签", all_servers: "全部服务器", stale: "过期",
+    maintenance: "维护中", any_channel: "任意通道状态", running: "运行中", idle: "空闲", stopping: "停止中",
+    select_running: "选择可见的运行通道", batch_restart: "重启所选", clear: "清除", no_match: "没有匹配的服务器。",
+    cancel: "取消", confirm: "确认", save: "保存", key_needed: "执行操作需要 API 密钥。",
+    live: "实时", offline_live: "未连接", start: "启动", stop: "停止", restart: "重启", refresh: "刷新",
+    maint_on: "进入维护", maint_off: "结束维护", selected: "已选择 {n} 个通道",
+    confirm_action: "确定要{action} {server} 的通道 {ch} 吗？", confirm_batch: "确定要重启 {n} 个通道吗？",
+    ok_action: "{action}完成，用时 {ms} 毫秒", working: "{action}中…", age: "状态已过 {s}", latency: "{ms} 毫秒",
+    never: "尚未轮询", cpu: "CPU", batch_done: "批次 {id}：{ok} 成功，{failed} 失败", batch_running: "批次 {id}：{done}/{total}",
+    fetch_failed: "无法连接面板 API：{e}", channel: "通道 {n}", updated: "更新于 {t}",
+    stalled: "停滞", stalled_tip_zero_fps: "运行中但没有输出帧（0 fps）",
+    stalled_tip_uptime_frozen: "运行中但运行时间不再增加",
+  },
+};
+let lang = localStorage.getItem("ipvtl.lang") || ((navigator.language || "").startsWith("zh") ? "zh" : "en");
+function t(key, vars) {
+  let s = (I18N[lang] && I18N[lang][key]) || I18N.en[key] || key;
+  if (vars) for (const k in vars) s = s.split("{" + k + "}").join(String(vars[k]));
+  return s;
+}
+
+// The static markup in the current language: <html lang>, the title, the
+// text of [data-i18n] elements and the placeholder of [data-i18n-ph] ones.
+function translatePage() {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  document.title = t("title");
+  document.querySelectorAll("[data-i18n]").forEach(el => { el.textContent = t(el.dataset.i18n); });
+  document.querySelectorAll("[data-i18n-ph]").forEach(el => { el.placeholder = t(el.dataset.i18nPh); });
+}
+
+window.ipvtlI18n = Object.freeze({
+  t,
+  translatePage,
+  lang: () => lang,
+  setLang(l) { lang = l; localStorage.setItem("ipvtl.lang", l); },
+});
+})();
