@@ -14,8 +14,8 @@ import ipvtl
 from ipvtl.testing import SimFleet
 
 
-def fmt_age(age: Optional[float]) -> str:
-    return "-" if age is None else f"{age:.1f}s"
+def fmt_age(age_ms: Optional[int]) -> str:
+    return "-" if age_ms is None else f"{age_ms / 1000:.1f}s"
 
 
 def report(cluster: ipvtl.Cluster) -> str:
@@ -26,7 +26,7 @@ def report(cluster: ipvtl.Cluster) -> str:
         running = sum(c.state == "running" for c in s.channels)
         cpu = "-" if s.cpu_avg is None else f"{s.cpu_avg:.0f}"
         health = s.health + (" (stale)" if s.stale else "")
-        rows.append((s.id, health, cpu, f"{running}/{len(s.channels)}", states, fmt_age(s.age), s.error or ""))
+        rows.append((s.id, health, cpu, f"{running}/{len(s.channels)}", states, fmt_age(s.status_age_ms), s.error or ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1] for r in rows]
     counts = snap.counts()

@@ -1,9 +1,10 @@
 """Restart every stalled channel, a few at a time, and report each outcome.
 
 A channel is stalled when it should be transcoding but is not making
-progress: running at 0 fps, running with an uptime that did not advance
-between two polls, or not running at all (idle, or stuck stopping).
-Servers that are offline are left alone (nothing to restart there).
+progress: running but flagged by the poller (`Channel.stall`: `zero_fps`, or
+`uptime_frozen` once its uptime has not advanced for a while), or not
+running at all (idle, or stuck stopping). Servers that are offline are left
+alone (nothing to restart there).
 
     python restart_stalled.py --servers servers/servers.json [--dry-run]
     python restart_stalled.py           # against a simulated fleet
@@ -20,7 +21,8 @@ from ipvtl.testing import SimFleet
 
 
 def stalled(cluster: ipvtl.Cluster, gap: float) -> list[tuple[str, int, str]]:
-    first = {(s.id, c.id): c.uptime for s in cluster.poll().servers for c in s.channels}
+    # Two polls `gap` apart: the poller needs two looks to see a frozen uptime.
+    cluster.poll()
     time.sleep(gap)
     found = []
     for s in cluster.poll().servers:
@@ -29,10 +31,8 @@ def stalled(cluster: ipvtl.Cluster, gap: float) -> list[tuple[str, int, str]]:
         for c in s.channels:
             if c.state != "running":
                 found.append((s.id, c.id, c.state))
-            elif c.fps == 0:
-                found.append((s.id, c.id, "0 fps"))
-            elif c.uptime is not None and first.get((s.id, c.id)) == c.uptime:
-                found.append((s.id, c.id, "uptime frozen"))
+            elif c.stall is not None:
+                found.append((s.id, c.id, c.stall))
     return found
 
 
@@ -48,9 +48,9 @@ def run(cluster: ipvtl.Cluster, dry_run: bool, max_parallel: int, gap: float) ->
         return 0
     report = cluster.batch("restart", targets=[(s, c) for s, c, _ in targets], max_parallel=max_parallel)
     for r in report.reports:
-        print(("ok    " if r.ok else "FAILED") + f" {r.server_id} channel {r.channel}: {r.summary}")
+        print(("ok    " if r.ok else "FAILED") + f" {r.server_id} channel {r.channel_id}: {r.summary}")
     print(f"{report.succeeded} restarted, {report.failed} failed, {report.skipped} skipped "
-          f"in {report.duration:.1f}s")
+          f"in {report.duration_ms / 1000:.1f}s")
     return 0 if report.ok else 1
 
 

@@ -3,13 +3,15 @@
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use ipvtl_client::{ActionKind, ClientError, Cluster as Inner, Settings, SmolClock};
-use ipvtl_core::{BatchFilter, BatchSpec, BatchTarget, ChannelId, ChannelState, ServerId, Targets};
+use ipvtl_client::wire::ActionProgressView;
+use ipvtl_client::{ActionKind, ClientError, Cluster as Inner, Settings, SettingsOptions, SmolClock};
+use ipvtl_core::batch::{FilterInput, TargetInput};
+use ipvtl_core::{BatchInput, BatchSpec};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use serde_json::json;
+use pyo3::types::PyDict;
 
-use crate::convert::{duration, secs, servers_json, value_to_py};
+use crate::convert::{duration, secs, servers_json, view_to_py};
 use crate::errors;
 use crate::events::EventStream;
 use crate::models::{ActionReport, BatchReport, ClusterSnapshot, ReloadSummary, Server};
@@ -37,35 +39,36 @@ fn send<T>(clock: SmolClock, r: Result<T, ClientError>) -> PyResultSend<T> {
     }
 }
 
+/// Settings from keyword arguments: None is "not given" and takes the
+/// client's default (`Settings::from_options`, which also validates).
+/// Seconds become durations; no value is filled in here.
 #[allow(clippy::too_many_arguments)]
 fn settings(
-    interval: f64,
-    timeout: f64,
-    concurrency: usize,
+    interval: Option<f64>,
+    timeout: Option<f64>,
+    concurrency: Option<usize>,
     priority_concurrency: Option<usize>,
     backoff_max: Option<f64>,
-    offline_after: u32,
+    offline_after: Option<u32>,
     stop_timeout: Option<f64>,
     start_timeout: Option<f64>,
     watch_interval: Option<f64>,
     body_limit: Option<u64>,
-    background: bool,
-    event_buffer: usize,
+    background: Option<bool>,
+    event_buffer: Option<usize>,
 ) -> Result<Settings, ClientError> {
-    let d = Settings::default();
-    let dur = |name: &str, v: f64| duration(name, v).map_err(ClientError::Settings);
-    let opt = |name: &str, v: Option<f64>, default| v.map(|v| dur(name, v)).unwrap_or(Ok(default));
-    Ok(Settings {
+    let dur = |name: &str, v: Option<f64>| v.map(|v| duration(name, v).map_err(ClientError::Settings)).transpose();
+    Settings::from_options(SettingsOptions {
         interval: dur("interval", interval)?,
         timeout: dur("timeout", timeout)?,
         concurrency,
-        priority_concurrency: priority_concurrency.unwrap_or(d.priority_concurrency),
-        backoff_max: opt("backoff_max", backoff_max, d.backoff_max)?,
+        priority_concurrency,
+        backoff_max: dur("backoff_max", backoff_max)?,
         offline_after,
-        stop_timeout: opt("stop_timeout", stop_timeout, d.stop_timeout)?,
-        start_timeout: opt("start_timeout", start_timeout, d.start_timeout)?,
-        watch_interval: opt("watch_interval", watch_interval, d.watch_interval)?,
-        body_limit: body_limit.unwrap_or(d.body_limit),
+        stop_timeout: dur("stop_timeout", stop_timeout)?,
+        start_timeout: dur("start_timeout", start_timeout)?,
+        watch_interval: dur("watch_interval", watch_interval)?,
+        body_limit,
         background,
         event_buffer,
     })
@@ -127,26 +130,27 @@ impl Cluster {
 #[pymethods]
 impl Cluster {
     /// A cluster over `servers`: a list of dicts (the `servers.json` entry
-    /// form) or `ServerConfig` objects. Durations are float seconds.
+    /// form) or `ServerConfig` objects. Durations are float seconds; a
+    /// setting left out (None) takes the Rust client's default.
     #[new]
-    #[pyo3(signature = (servers, *, interval = 5.0, timeout = 5.0, concurrency = 64, priority_concurrency = None,
-        backoff_max = None, offline_after = 2, stop_timeout = None, start_timeout = None, watch_interval = None,
-        body_limit = None, background = true, event_buffer = 4096))]
+    #[pyo3(signature = (servers, *, interval = None, timeout = None, concurrency = None, priority_concurrency = None,
+        backoff_max = None, offline_after = None, stop_timeout = None, start_timeout = None, watch_interval = None,
+        body_limit = None, background = None, event_buffer = None))]
     fn new(
         py: Python<'_>,
         servers: &Bound<'_, PyAny>,
-        interval: f64,
-        timeout: f64,
-        concurrency: usize,
+        interval: Option<f64>,
+        timeout: Option<f64>,
+        concurrency: Option<usize>,
         priority_concurrency: Option<usize>,
         backoff_max: Option<f64>,
-        offline_after: u32,
+        offline_after: Option<u32>,
         stop_timeout: Option<f64>,
         start_timeout: Option<f64>,
         watch_interval: Option<f64>,
         body_limit: Option<u64>,
-        background: bool,
-        event_buffer: usize,
+        background: Option<bool>,
+        event_buffer: Option<usize>,
     ) -> PyResult<Self> {
         let settings = with_settings!(
             py,
@@ -170,24 +174,24 @@ impl Cluster {
 
     /// A cluster from a `servers.json` file (either form); `reload()` re-reads it.
     #[staticmethod]
-    #[pyo3(signature = (path, *, interval = 5.0, timeout = 5.0, concurrency = 64, priority_concurrency = None,
-        backoff_max = None, offline_after = 2, stop_timeout = None, start_timeout = None, watch_interval = None,
-        body_limit = None, background = true, event_buffer = 4096))]
+    #[pyo3(signature = (path, *, interval = None, timeout = None, concurrency = None, priority_concurrency = None,
+        backoff_max = None, offline_after = None, stop_timeout = None, start_timeout = None, watch_interval = None,
+        body_limit = None, background = None, event_buffer = None))]
     fn from_file(
         py: Python<'_>,
         path: PathBuf,
-        interval: f64,
-        timeout: f64,
-        concurrency: usize,
+        interval: Option<f64>,
+        timeout: Option<f64>,
+        concurrency: Option<usize>,
         priority_concurrency: Option<usize>,
         backoff_max: Option<f64>,
-        offline_after: u32,
+        offline_after: Option<u32>,
         stop_timeout: Option<f64>,
         start_timeout: Option<f64>,
         watch_interval: Option<f64>,
         body_limit: Option<u64>,
-        background: bool,
-        event_buffer: usize,
+        background: Option<bool>,
+        event_buffer: Option<usize>,
     ) -> PyResult<Self> {
         let settings = with_settings!(
             py,
@@ -219,19 +223,25 @@ impl Cluster {
         Ok(snap.servers.iter().map(|s| s.config.id.as_str().to_string()).collect())
     }
 
-    /// The settings in force, durations in seconds.
+    /// The settings in force, under the keyword names, durations in seconds.
     #[getter]
-    fn settings(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+    fn settings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let inner = self.get(py)?;
         let s = inner.settings();
-        let v = json!({
-            "interval": secs(s.interval), "timeout": secs(s.timeout), "concurrency": s.concurrency,
-            "priority_concurrency": s.priority_concurrency, "backoff_max": secs(s.backoff_max),
-            "offline_after": s.offline_after, "stop_timeout": secs(s.stop_timeout),
-            "start_timeout": secs(s.start_timeout), "watch_interval": secs(s.watch_interval),
-            "body_limit": s.body_limit, "background": s.background, "event_buffer": s.event_buffer,
-        });
-        value_to_py(py, &v)
+        let d = PyDict::new(py);
+        d.set_item("interval", secs(s.interval))?;
+        d.set_item("timeout", secs(s.timeout))?;
+        d.set_item("concurrency", s.concurrency)?;
+        d.set_item("priority_concurrency", s.priority_concurrency)?;
+        d.set_item("backoff_max", secs(s.backoff_max))?;
+        d.set_item("offline_after", s.offline_after)?;
+        d.set_item("stop_timeout", secs(s.stop_timeout))?;
+        d.set_item("start_timeout", secs(s.start_timeout))?;
+        d.set_item("watch_interval", secs(s.watch_interval))?;
+        d.set_item("body_limit", s.body_limit)?;
+        d.set_item("background", s.background)?;
+        d.set_item("event_buffer", s.event_buffer)?;
+        Ok(d)
     }
 
     /// Runs a sweep now (or joins the one queueing) and returns the fleet
@@ -323,25 +333,25 @@ impl Cluster {
         self.action_async(py, id, channel, ActionKind::Restart)
     }
 
-    /// The channels a batch would act on, as `(server_id, channel)` pairs,
-    /// without acting. Same arguments as `batch()`.
-    #[pyo3(signature = (kind, *, targets = None, servers = None, tags = None, states = None, channels = None,
-        max_parallel = 4, stop_on_failure = false, failure_threshold = None))]
+    /// The channels a batch would act on, as `(server_id, channel_id)`
+    /// pairs, without acting. Same arguments as `batch()`.
+    #[pyo3(signature = (action, *, targets = None, servers = None, tags = None, states = None, channels = None,
+        max_parallel = None, stop_on_failure = None, failure_threshold = None))]
     fn plan(
         &self,
         py: Python<'_>,
-        kind: &str,
+        action: String,
         targets: Option<Vec<(String, u32)>>,
         servers: Option<Vec<String>>,
         tags: Option<Vec<String>>,
         states: Option<Vec<String>>,
         channels: Option<Vec<u32>>,
-        max_parallel: usize,
-        stop_on_failure: bool,
+        max_parallel: Option<usize>,
+        stop_on_failure: Option<bool>,
         failure_threshold: Option<usize>,
     ) -> PyResult<Vec<(String, u32)>> {
-        let spec = batch_spec(
-            kind,
+        let input = batch_input(
+            action,
             targets,
             servers,
             tags,
@@ -350,34 +360,36 @@ impl Cluster {
             max_parallel,
             stop_on_failure,
             failure_threshold,
-        )?;
+        );
+        let spec = batch_spec(input).map_err(|e| self.err(py, e))?;
         let plan = self.get(py)?.plan(&spec).map_err(|e| self.err(py, e))?;
         Ok(plan.into_iter().map(|t| (t.server.as_str().to_string(), t.channel.get())).collect())
     }
 
-    /// Runs `kind` (`start`, `stop`, `restart`) over many channels,
+    /// Runs `action` (`start`, `stop`, `restart`) over many channels,
     /// `max_parallel` at a time, and returns the BatchReport. Channels are
-    /// `targets` (explicit `(server_id, channel)` pairs) or those matching
-    /// the filter: `servers`, `tags`, channel `states`, channel numbers
-    /// (empty or None matches all). Failed actions are in the report, not
-    /// raised.
-    #[pyo3(signature = (kind, *, targets = None, servers = None, tags = None, states = None, channels = None,
-        max_parallel = 4, stop_on_failure = false, failure_threshold = None))]
+    /// `targets` (explicit `(server_id, channel_id)` pairs) or those
+    /// matching the filter: `servers`, `tags`, channel `states`, channel
+    /// numbers (empty or None matches all). Failed actions are in the
+    /// report, not raised; arguments the batch cannot run with raise
+    /// ConfigError. None (the default) takes the core's value.
+    #[pyo3(signature = (action, *, targets = None, servers = None, tags = None, states = None, channels = None,
+        max_parallel = None, stop_on_failure = None, failure_threshold = None))]
     fn batch(
         &self,
         py: Python<'_>,
-        kind: &str,
+        action: String,
         targets: Option<Vec<(String, u32)>>,
         servers: Option<Vec<String>>,
         tags: Option<Vec<String>>,
         states: Option<Vec<String>>,
         channels: Option<Vec<u32>>,
-        max_parallel: usize,
-        stop_on_failure: bool,
+        max_parallel: Option<usize>,
+        stop_on_failure: Option<bool>,
         failure_threshold: Option<usize>,
     ) -> PyResult<BatchReport> {
-        let spec = batch_spec(
-            kind,
+        let input = batch_input(
+            action,
             targets,
             servers,
             tags,
@@ -386,31 +398,33 @@ impl Cluster {
             max_parallel,
             stop_on_failure,
             failure_threshold,
-        )?;
+        );
+        let spec = batch_spec(input).map_err(|e| self.err(py, e))?;
         let inner = self.get(py)?;
         let (_, pending) = inner.submit_batch(spec).map_err(|e| self.err(py, e))?;
         let report = runtime::wait(py, pending)?.map_err(|e| self.err(py, e))?;
         Ok(BatchReport::new(report, self.clock))
     }
 
-    /// `batch()` for asyncio.
-    #[pyo3(signature = (kind, *, targets = None, servers = None, tags = None, states = None, channels = None,
-        max_parallel = 4, stop_on_failure = false, failure_threshold = None))]
+    /// `batch()` for asyncio. As for actions, the batch is submitted at the
+    /// call and an error (bad arguments included) arrives on await.
+    #[pyo3(signature = (action, *, targets = None, servers = None, tags = None, states = None, channels = None,
+        max_parallel = None, stop_on_failure = None, failure_threshold = None))]
     fn batch_async<'py>(
         &self,
         py: Python<'py>,
-        kind: &str,
+        action: String,
         targets: Option<Vec<(String, u32)>>,
         servers: Option<Vec<String>>,
         tags: Option<Vec<String>>,
         states: Option<Vec<String>>,
         channels: Option<Vec<u32>>,
-        max_parallel: usize,
-        stop_on_failure: bool,
+        max_parallel: Option<usize>,
+        stop_on_failure: Option<bool>,
         failure_threshold: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let spec = batch_spec(
-            kind,
+        let input = batch_input(
+            action,
             targets,
             servers,
             tags,
@@ -419,10 +433,10 @@ impl Cluster {
             max_parallel,
             stop_on_failure,
             failure_threshold,
-        )?;
+        );
         let inner = self.get(py)?;
         let clock = self.clock;
-        let submitted = inner.submit_batch(spec);
+        let submitted = batch_spec(input).and_then(|spec| inner.submit_batch(spec));
         let fut = async move {
             match submitted {
                 Ok((_, pending)) => send(clock, pending.await),
@@ -466,7 +480,7 @@ impl Cluster {
                 return Err(PyValueError::new_err("this cluster was not made from a file: pass the new server list"))
             }
         };
-        Ok(ReloadSummary(summary.map_err(|e| self.err(py, e))?))
+        Ok(ReloadSummary::new(&summary.map_err(|e| self.err(py, e))?))
     }
 
     /// Puts a server in or out of maintenance (polled; no alarms, no actions).
@@ -480,20 +494,10 @@ impl Cluster {
         Ok(())
     }
 
-    /// Actions under way: `[{action_id, server_id, channel, kind, phase, batch_id}]`.
+    /// Actions under way: `[{action_id, server_id, channel_id, action, phase, batch_id}]`.
     fn actions(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let list: Vec<_> = self
-            .get(py)?
-            .actions()
-            .into_iter()
-            .map(|a| {
-                json!({
-                    "action_id": a.action.0, "server_id": a.server.as_str(), "channel": a.channel.get(),
-                    "kind": a.kind.as_str(), "phase": a.phase.as_str(), "batch_id": a.batch.map(|b| b.0),
-                })
-            })
-            .collect();
-        value_to_py(py, &serde_json::Value::Array(list))
+        let list: Vec<_> = self.get(py)?.actions().iter().map(ActionProgressView::from).collect();
+        view_to_py(py, serde_json::to_value(&list))
     }
 
     /// Stops the cluster: no new calls; the driver thread ends once calls
@@ -542,41 +546,34 @@ fn refreshed(
     Ok(Server::new(snap, now, clock))
 }
 
+/// The batch keyword arguments as the core's loose batch input, passed
+/// through as given (None is "not given"). With no `targets`, the filter
+/// keywords form the filter, and none of them matches every channel.
 #[allow(clippy::too_many_arguments)]
-fn batch_spec(
-    kind: &str,
+fn batch_input(
+    action: String,
     targets: Option<Vec<(String, u32)>>,
     servers: Option<Vec<String>>,
     tags: Option<Vec<String>>,
     states: Option<Vec<String>>,
     channels: Option<Vec<u32>>,
-    max_parallel: usize,
-    stop_on_failure: bool,
+    max_parallel: Option<usize>,
+    stop_on_failure: Option<bool>,
     failure_threshold: Option<usize>,
-) -> PyResult<BatchSpec> {
-    let kind = ActionKind::parse(kind)
-        .ok_or_else(|| PyValueError::new_err(format!("kind must be start, stop or restart, not {kind:?}")))?;
-    let channel = |n: u32| ChannelId::new(n).ok_or_else(|| PyValueError::new_err("channels are numbered from 1"));
+) -> BatchInput {
     let filtered = servers.is_some() || tags.is_some() || states.is_some() || channels.is_some();
-    let targets = match targets {
-        Some(_) if filtered => {
-            return Err(PyValueError::new_err("give targets or a filter (servers, tags, states, channels), not both"))
-        }
-        Some(list) => Targets::Channels(
-            list.into_iter()
-                .map(|(s, n)| Ok(BatchTarget { server: ServerId::from(s), channel: channel(n)? }))
-                .collect::<PyResult<_>>()?,
-        ),
-        None => Targets::Filter(BatchFilter {
-            servers: servers.unwrap_or_default().into_iter().map(ServerId::from).collect(),
-            tags: tags.unwrap_or_default(),
-            states: states.unwrap_or_default().iter().map(|s| ChannelState::parse(s)).collect(),
-            channels: channels.unwrap_or_default().into_iter().map(channel).collect::<PyResult<_>>()?,
-        }),
-    };
-    let mut spec = BatchSpec::new(kind, targets);
-    spec.max_parallel = max_parallel;
-    spec.stop_on_failure = stop_on_failure;
-    spec.failure_threshold = failure_threshold;
-    Ok(spec)
+    let filter = (filtered || targets.is_none()).then(|| FilterInput {
+        servers: servers.unwrap_or_default(),
+        tags: tags.unwrap_or_default(),
+        states: states.unwrap_or_default(),
+        channels: channels.unwrap_or_default(),
+    });
+    let targets = targets
+        .map(|list| list.into_iter().map(|(server_id, channel_id)| TargetInput { server_id, channel_id }).collect());
+    BatchInput { action, targets, filter, max_parallel, stop_on_failure, failure_threshold, dry_run: false }
+}
+
+/// The spec, validated once by the core (`BatchInput::into_spec`).
+fn batch_spec(input: BatchInput) -> Result<BatchSpec, ClientError> {
+    input.into_spec().map_err(ClientError::Batch)
 }

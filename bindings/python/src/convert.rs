@@ -1,16 +1,28 @@
-//! Plain conversions: JSON values to Python objects, Python server lists to
-//! JSON text, times to floats, seconds to durations.
+//! Plain conversions: wire views and JSON values to Python objects, Python
+//! server lists to JSON text, seconds to durations.
 //!
-//! Conventions of the whole module: durations are float seconds; points in
-//! time are float seconds since the Unix epoch (like `time.time()`).
+//! What the module returns follows the wire views (`ipvtl_client::wire`):
+//! durations are integer milliseconds in `*_ms` names, points in time are
+//! float seconds since the Unix epoch (like `time.time()`) in `*_at` names.
+//! What it takes (settings, timeouts) is float seconds.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
-use ipvtl_client::SmolClock;
-use ipvtl_core::Instant;
+use ipvtl_client::ClientError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::Value;
+
+/// A wire view, serialized (`serde_json::to_value(&view)`), as plain
+/// Python objects: what every `to_dict()` returns. The views serialize
+/// without fail (string keys only); were one not to, the error is the base
+/// `IpvtlError`, not a panic.
+pub fn view_to_py(py: Python<'_>, view: serde_json::Result<Value>) -> PyResult<Py<PyAny>> {
+    match view {
+        Ok(v) => value_to_py(py, &v),
+        Err(e) => Err(crate::errors::to_py(py, None, ClientError::Internal(format!("serializing a view: {e}")))),
+    }
+}
 
 /// A JSON value as plain Python objects (dict, list, str, int, float, bool,
 /// None).
@@ -50,11 +62,6 @@ pub fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// Wall-clock time of a core instant, in seconds since the Unix epoch.
-pub fn wall(clock: &SmolClock, at: Instant) -> f64 {
-    clock.to_system_time(at).duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
 /// A float number of seconds from Python as a duration; refuses negative,
 /// NaN and infinite values.
 pub fn duration(name: &str, seconds: f64) -> Result<Duration, String> {
@@ -75,10 +82,4 @@ pub fn servers_json(servers: &Bound<'_, PyAny>) -> PyResult<String> {
         items.push(text);
     }
     Ok(format!("[{}]", items.join(",")))
-}
-
-/// An `f32` as the `f64` with the same shortest decimal form (25.47, not
-/// 25.469999313354492).
-pub fn f(x: f32) -> f64 {
-    x.to_string().parse().unwrap_or(f64::from(x))
 }

@@ -105,7 +105,7 @@ where
 
 /// The one mapping from [`ClientError`] to a Python exception. Every
 /// exception carries `kind` (the client's stable kind name); the others
-/// carry what a script needs to react (`server_id`, `channel`, `report`).
+/// carry what a script needs to react (`server_id`, `channel_id`, `report`).
 pub fn to_py(py: Python<'_>, clock: Option<&ipvtl_client::SmolClock>, e: ClientError) -> PyErr {
     let message = e.to_string();
     let kind = obj(py, e.kind());
@@ -122,14 +122,14 @@ pub fn to_py(py: Python<'_>, clock: Option<&ipvtl_client::SmolClock>, e: ClientE
             &[
                 ("kind", kind),
                 ("server_id", obj(py, server.as_str())),
-                ("channel", obj(py, channel)),
+                ("channel_id", obj(py, channel)),
                 ("count", obj(py, count)),
             ],
         ),
         ClientError::Busy { server, channel } => with_attrs(
             py,
             Busy::new_err(message),
-            &[("kind", kind), ("server_id", obj(py, server.as_str())), ("channel", obj(py, channel.get()))],
+            &[("kind", kind), ("server_id", obj(py, server.as_str())), ("channel_id", obj(py, channel.get()))],
         ),
         ClientError::Maintenance(id) => {
             with_attrs(py, MaintenanceError::new_err(message), &[("kind", kind), ("server_id", obj(py, id.as_str()))])
@@ -156,7 +156,12 @@ pub fn to_py(py: Python<'_>, clock: Option<&ipvtl_client::SmolClock>, e: ClientE
             }
         }
         ClientError::Transport(_) => with_attrs(py, TransportError::new_err(message), &[("kind", kind)]),
-        // Closed, and any kind a newer client adds.
+        // The cluster is closed, or something failed inside ipvtl that no
+        // argument caused: the base class, with the client's kind.
+        ClientError::Closed | ClientError::Internal(_) => {
+            with_attrs(py, IpvtlError::new_err(message), &[("kind", kind)])
+        }
+        // Any kind a newer client adds.
         _ => with_attrs(py, IpvtlError::new_err(message), &[("kind", kind)]),
     }
 }

@@ -1,15 +1,18 @@
-//! Read-only models: frozen wrappers over the core's values, with
-//! properties and `to_dict()` (JSON-ready plain types).
+//! Read-only models: frozen wrappers over the client's wire views
+//! (`ipvtl_client::wire`). `to_dict()` is the view's serialization and every
+//! property reads the same view, so a property and the dict key of the same
+//! name always agree, and both agree with the dashboard's JSON (SPEC §12).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use ipvtl_client::wire::{self, Wall};
 use ipvtl_client::SmolClock;
 use ipvtl_core::{self as core, Instant};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use serde_json::{json, Value};
 
-use crate::convert::{f, secs, value_to_py, wall};
+use crate::convert::{value_to_py, view_to_py};
 
 fn list<'py, T: pyo3::PyClass + Into<PyClassInitializer<T>>>(
     py: Python<'py>,
@@ -26,12 +29,6 @@ fn list<'py, T: pyo3::PyClass + Into<PyClassInitializer<T>>>(
 #[derive(Clone)]
 pub struct ServerConfig(pub Arc<core::ServerConfig>);
 
-impl ServerConfig {
-    fn json(&self) -> Value {
-        serde_json::to_value(&*self.0).unwrap_or(Value::Null)
-    }
-}
-
 #[pymethods]
 impl ServerConfig {
     /// Validated like an entry of `servers.json` (ConfigError otherwise).
@@ -46,6 +43,8 @@ impl ServerConfig {
         description: String,
         tags: Vec<String>,
     ) -> PyResult<Self> {
+        // Input, not output: the entry is handed to the core's parser, so it
+        // is validated exactly as a line of `servers.json` is.
         let mut entry = json!({"id": id, "host": host, "port": port, "description": description, "tags": tags});
         if let Some(name) = name {
             entry["name"] = Value::String(name);
@@ -82,7 +81,7 @@ impl ServerConfig {
     }
     /// `{id, name, host, port, description, tags}`.
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        value_to_py(py, &self.json())
+        view_to_py(py, serde_json::to_value(wire::ServerConfigView::from(&*self.0)))
     }
     fn __repr__(&self) -> String {
         format!("ServerConfig(id={:?}, host={:?}, port={})", self.0.id.as_str(), self.0.host, self.0.port)
@@ -93,33 +92,19 @@ impl ServerConfig {
 
 /// One channel of a server, as last seen.
 #[pyclass(frozen, module = "ipvtl._ipvtl")]
-pub struct Channel(pub core::Channel);
-
-impl Channel {
-    fn json(&self) -> Value {
-        let c = &self.0;
-        json!({
-            "id": c.id.get(),
-            "state": c.state.as_str(),
-            "status": c.status,
-            "uptime": c.stats.map(|s| s.uptime_s),
-            "fps": c.stats.map(|s| f(s.fps)),
-            "kbps": c.stats.map(|s| f(s.kbps)),
-        })
-    }
-}
+pub struct Channel(wire::ChannelView);
 
 #[pymethods]
 impl Channel {
     /// 1-based channel number.
     #[getter]
     fn id(&self) -> u32 {
-        self.0.id.get()
+        self.0.id
     }
     /// `idle`, `running`, `stopping`, or an unknown state as sent.
     #[getter]
     fn state(&self) -> &str {
-        self.0.state.as_str()
+        &self.0.state
     }
     /// The raw status text.
     #[getter]
@@ -128,22 +113,30 @@ impl Channel {
     }
     /// Seconds running, parsed from the status text.
     #[getter]
-    fn uptime(&self) -> Option<u64> {
-        self.0.stats.map(|s| s.uptime_s)
+    fn uptime_s(&self) -> Option<u64> {
+        self.0.uptime_s
     }
+    /// Frames per second, parsed from the status text.
     #[getter]
     fn fps(&self) -> Option<f64> {
-        self.0.stats.map(|s| f(s.fps))
+        self.0.fps
     }
+    /// Output bitrate in kbit/s, parsed from the status text.
     #[getter]
     fn kbps(&self) -> Option<f64> {
-        self.0.stats.map(|s| f(s.kbps))
+        self.0.kbps
     }
+    /// `zero_fps` or `uptime_frozen` while the channel looks stalled, else None.
+    #[getter]
+    fn stall(&self) -> Option<&'static str> {
+        self.0.stall
+    }
+    /// `{id, state, status, uptime_s, fps, kbps, stall}`.
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        value_to_py(py, &self.json())
+        view_to_py(py, serde_json::to_value(&self.0))
     }
     fn __repr__(&self) -> String {
-        format!("Channel(id={}, state={:?}, status={:?})", self.0.id, self.0.state.as_str(), self.0.status)
+        format!("Channel(id={}, state={:?}, status={:?})", self.0.id, self.0.state, self.0.status)
     }
 }
 
@@ -155,38 +148,26 @@ pub struct Server {
     snap: core::ServerSnapshot,
     at: Instant,
     clock: SmolClock,
+    /// Built on first use: a snapshot of a large fleet makes many of these
+    /// and a script often reads one or two properties of each.
+    view: OnceLock<wire::ServerView>,
 }
 
 impl Server {
     pub fn new(snap: core::ServerSnapshot, at: Instant, clock: SmolClock) -> Self {
-        Server { snap, at, clock }
+        Server { snap, at, clock, view: OnceLock::new() }
     }
 
-    fn json(&self) -> Value {
-        let (c, s) = (&self.snap.config, &self.snap.state);
-        let status = s.status.as_ref();
-        json!({
-            "id": c.id.as_str(),
-            "name": c.name,
-            "host": c.host,
-            "port": c.port,
-            "description": c.description,
-            "tags": c.tags,
-            "health": s.health.as_str(),
-            "cpu": status.map(|st| st.cpu.iter().map(|c| f(*c)).collect::<Vec<_>>()).unwrap_or_default(),
-            "cpu_avg": status.and_then(|st| st.cpu_avg()).map(f),
-            "channels": status.map(|st| st.channels.iter().map(|ch| Channel(ch.clone()).json()).collect::<Vec<_>>())
-                .unwrap_or_default(),
-            "stale": s.is_stale(),
-            "age": s.status_age(self.at).map(secs),
-            "error": s.error.as_ref().map(|e| e.to_string()),
-            "error_kind": s.error.as_ref().map(|e| e.kind()),
-            "last_poll_time": s.last_poll_at.map(|t| wall(&self.clock, t)),
-            "last_ok_time": s.last_ok_at.map(|t| wall(&self.clock, t)),
-            "latency": s.latency.map(secs),
-            "consecutive_failures": s.consecutive_failures,
-            "maintenance": s.maintenance,
-        })
+    fn view(&self) -> &wire::ServerView {
+        self.view.get_or_init(|| wire::ServerView::new(&self.snap, self.at, Wall(&self.clock)))
+    }
+
+    fn state(&self) -> &wire::ServerStateView {
+        &self.view().state
+    }
+
+    fn poll(&self) -> &wire::PollView {
+        &self.view().state.poll
     }
 }
 
@@ -224,72 +205,76 @@ impl Server {
     /// `unknown` (not polled yet), `online`, `offline` or `error`.
     #[getter]
     fn health(&self) -> &'static str {
-        self.snap.state.health.as_str()
+        self.state().health
     }
     /// Per-core CPU percent from the last good status (empty if none).
     #[getter]
     fn cpu(&self) -> Vec<f64> {
-        self.snap.state.status.as_ref().map(|s| s.cpu.iter().map(|c| f(*c)).collect()).unwrap_or_default()
+        self.state().cpu.clone()
     }
+    /// Mean CPU percent over the cores.
     #[getter]
     fn cpu_avg(&self) -> Option<f64> {
-        self.snap.state.status.as_ref().and_then(|s| s.cpu_avg()).map(f)
+        self.state().cpu_avg
     }
     /// Channels from the last good status (empty if none).
     #[getter]
     fn channels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let channels = self.snap.state.status.as_ref().map(|s| s.channels.clone()).unwrap_or_default();
-        list(py, channels.into_iter().map(Channel))
+        list(py, self.state().channels.iter().cloned().map(Channel))
     }
     /// Channel `n` (1-based), or None.
     fn channel(&self, n: u32) -> Option<Channel> {
-        let status = self.snap.state.status.as_ref()?;
-        let id = core::ChannelId::new(n)?;
-        status.channel(id).cloned().map(Channel)
+        self.state().channels.iter().find(|c| c.id == n).cloned().map(Channel)
     }
     /// True when the status shown is older than the last poll (that failed).
     #[getter]
     fn stale(&self) -> bool {
-        self.snap.state.is_stale()
+        self.poll().stale
     }
-    /// Seconds since the last good status, as of the snapshot.
+    /// Milliseconds since the last good status, as of the snapshot.
     #[getter]
-    fn age(&self) -> Option<f64> {
-        self.snap.state.status_age(self.at).map(secs)
+    fn status_age_ms(&self) -> Option<u64> {
+        self.poll().status_age_ms
     }
     /// Why the last poll failed; None after a good poll.
     #[getter]
     fn error(&self) -> Option<String> {
-        self.snap.state.error.as_ref().map(|e| e.to_string())
+        self.poll().error.clone()
     }
     /// `connect`, `timeout`, `io`, `http`, `malformed`, `too_large`, or None.
     #[getter]
     fn error_kind(&self) -> Option<&'static str> {
-        self.snap.state.error.as_ref().map(|e| e.kind())
+        self.poll().error_kind
     }
+    /// When the last poll (good or bad) finished, in Unix seconds.
     #[getter]
-    fn last_poll_time(&self) -> Option<f64> {
-        self.snap.state.last_poll_at.map(|t| wall(&self.clock, t))
+    fn last_poll_at(&self) -> Option<f64> {
+        self.poll().last_poll_at
     }
+    /// When the last good status arrived, in Unix seconds.
     #[getter]
-    fn last_ok_time(&self) -> Option<f64> {
-        self.snap.state.last_ok_at.map(|t| wall(&self.clock, t))
+    fn last_ok_at(&self) -> Option<f64> {
+        self.poll().last_ok_at
     }
-    /// Round trip of the last poll, in seconds.
+    /// Round trip of the last poll, in milliseconds.
     #[getter]
-    fn latency(&self) -> Option<f64> {
-        self.snap.state.latency.map(secs)
+    fn latency_ms(&self) -> Option<u64> {
+        self.poll().latency_ms
     }
+    /// Polls failed in a row.
     #[getter]
     fn consecutive_failures(&self) -> u32 {
-        self.snap.state.consecutive_failures
+        self.poll().consecutive_failures
     }
+    /// True while in maintenance: polled, no alarms, no actions.
     #[getter]
     fn maintenance(&self) -> bool {
-        self.snap.state.maintenance
+        self.poll().maintenance
     }
+    /// The configuration and the state in one flat dict (the dashboard's
+    /// server object).
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        value_to_py(py, &self.json())
+        view_to_py(py, serde_json::to_value(self.view()))
     }
     fn __repr__(&self) -> String {
         format!("Server(id={:?}, health={:?})", self.snap.config.id.as_str(), self.snap.state.health.as_str())
@@ -330,11 +315,11 @@ impl ClusterSnapshot {
     /// When it was taken (seconds since the Unix epoch).
     #[getter]
     fn taken_at(&self) -> f64 {
-        wall(&self.clock, self.snap.taken_at)
+        Wall(&self.clock).at(self.snap.taken_at)
     }
     /// Servers per health: `{"online": n, "offline": n, "error": n, "unknown": n}`.
     fn counts(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        value_to_py(py, &self.counts_json())
+        view_to_py(py, serde_json::to_value(wire::HealthCounts::of(&self.snap)))
     }
     /// One server by id (ServerNotFound otherwise).
     fn server(&self, py: Python<'_>, id: &str) -> PyResult<Server> {
@@ -352,27 +337,10 @@ impl ClusterSnapshot {
     }
     /// `{"taken_at", "sweep", "counts", "servers": [...]}`.
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let servers: Vec<Value> = self.server_objs().map(|s| s.json()).collect();
-        let v = json!({
-            "taken_at": wall(&self.clock, self.snap.taken_at),
-            "sweep": self.snap.sweep,
-            "counts": self.counts_json(),
-            "servers": servers,
-        });
-        value_to_py(py, &v)
+        view_to_py(py, serde_json::to_value(wire::SnapshotView::new(&self.snap, Wall(&self.clock))))
     }
     fn __repr__(&self) -> String {
         format!("ClusterSnapshot(servers={}, sweep={})", self.snap.servers.len(), self.snap.sweep)
-    }
-}
-
-impl ClusterSnapshot {
-    fn counts_json(&self) -> Value {
-        let mut counts = serde_json::Map::new();
-        for h in core::Health::ALL {
-            counts.insert(h.as_str().into(), self.snap.count(h).into());
-        }
-        Value::Object(counts)
     }
 }
 
@@ -380,31 +348,26 @@ impl ClusterSnapshot {
 
 /// How long one phase of an action took.
 #[pyclass(frozen, module = "ipvtl._ipvtl")]
-pub struct PhaseReport(core::PhaseReport);
-
-impl PhaseReport {
-    fn json(&self) -> Value {
-        json!({"phase": self.0.phase.as_str(), "duration": secs(self.0.duration)})
-    }
-}
+pub struct PhaseReport(wire::PhaseView);
 
 #[pymethods]
 impl PhaseReport {
     /// `probe`, `stop`, `wait_idle`, `start` or `wait_running`.
     #[getter]
     fn phase(&self) -> &'static str {
-        self.0.phase.as_str()
+        self.0.phase
     }
-    /// Seconds.
+    /// Milliseconds.
     #[getter]
-    fn duration(&self) -> f64 {
-        secs(self.0.duration)
+    fn duration_ms(&self) -> u64 {
+        self.0.duration_ms
     }
+    /// `{phase, duration_ms}`.
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        value_to_py(py, &self.json())
+        view_to_py(py, serde_json::to_value(&self.0))
     }
     fn __repr__(&self) -> String {
-        format!("PhaseReport(phase={:?}, duration={:.3})", self.0.phase.as_str(), secs(self.0.duration))
+        format!("PhaseReport(phase={:?}, duration_ms={})", self.0.phase, self.0.duration_ms)
     }
 }
 
@@ -412,120 +375,104 @@ impl PhaseReport {
 #[pyclass(frozen, module = "ipvtl._ipvtl")]
 pub struct ActionReport {
     report: core::ActionReport,
-    clock: SmolClock,
+    view: wire::ActionReportView,
 }
 
 impl ActionReport {
     pub fn new(report: core::ActionReport, clock: SmolClock) -> Self {
-        ActionReport { report, clock }
-    }
-
-    pub fn json(&self) -> Value {
-        let r = &self.report;
-        let phases: Vec<Value> = r.phases.iter().map(|p| PhaseReport(*p).json()).collect();
-        json!({
-            "action_id": r.action.0,
-            "ok": r.is_ok(),
-            "kind": r.kind.as_str(),
-            "server_id": r.server.as_str(),
-            "channel": r.channel.get(),
-            "batch_id": r.batch.map(|b| b.0),
-            "phases": phases,
-            "duration": secs(r.duration()),
-            "started_at": wall(&self.clock, r.started_at),
-            "finished_at": wall(&self.clock, r.finished_at),
-            "final_state": r.final_state.as_ref().map(|s| s.as_str()),
-            "error": r.outcome.as_ref().err().map(|e| e.to_string()),
-            "error_kind": r.outcome.as_ref().err().map(|e| e.kind()),
-            "cause_kind": r.cause().map(|c| c.kind()),
-            "summary": r.summary(),
-        })
+        let view = wire::ActionReportView::new(&report, Wall(&clock));
+        ActionReport { report, view }
     }
 }
 
 #[pymethods]
 impl ActionReport {
+    /// The action; None when it was refused or skipped before it began.
     #[getter]
-    fn action_id(&self) -> u64 {
-        self.report.action.0
+    fn action_id(&self) -> Option<u64> {
+        self.view.action_id
     }
+    /// True on success.
     #[getter]
     fn ok(&self) -> bool {
-        self.report.is_ok()
+        self.view.ok
     }
     /// `start`, `stop` or `restart`.
     #[getter]
-    fn kind(&self) -> &'static str {
-        self.report.kind.as_str()
+    fn action(&self) -> &'static str {
+        self.view.action
     }
     #[getter]
     fn server_id(&self) -> &str {
-        self.report.server.as_str()
+        &self.view.server_id
     }
     #[getter]
-    fn channel(&self) -> u32 {
-        self.report.channel.get()
+    fn channel_id(&self) -> u32 {
+        self.view.channel_id
     }
+    /// The batch it belonged to, if any.
     #[getter]
     fn batch_id(&self) -> Option<u64> {
-        self.report.batch.map(|b| b.0)
+        self.view.batch_id
     }
     /// Each phase in order, with its duration.
     #[getter]
     fn phases<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        list(py, self.report.phases.iter().map(|p| PhaseReport(*p)))
+        list(py, self.view.phases.iter().cloned().map(PhaseReport))
     }
-    /// Seconds spent in phase `name` (None if it never ran).
-    fn phase_duration(&self, name: &str) -> Option<f64> {
+    /// Milliseconds spent in phase `name` (None if it never ran).
+    fn phase_duration_ms(&self, name: &str) -> Option<u64> {
         let phase = self.report.phases.iter().find(|p| p.phase.as_str() == name)?.phase;
-        self.report.phase_duration(phase).map(secs)
+        self.report.phase_duration(phase).map(wire::ms)
     }
-    /// Seconds from start to end.
+    /// Milliseconds from start to end.
     #[getter]
-    fn duration(&self) -> f64 {
-        secs(self.report.duration())
+    fn duration_ms(&self) -> u64 {
+        self.view.duration_ms
     }
+    /// When it began, in Unix seconds.
     #[getter]
     fn started_at(&self) -> f64 {
-        wall(&self.clock, self.report.started_at)
+        self.view.started_at
     }
+    /// When it ended, in Unix seconds.
     #[getter]
     fn finished_at(&self) -> f64 {
-        wall(&self.clock, self.report.finished_at)
+        self.view.finished_at
     }
     /// The channel state last seen.
     #[getter]
     fn final_state(&self) -> Option<&str> {
-        self.report.final_state.as_ref().map(|s| s.as_str())
+        self.view.final_state.as_deref()
     }
     /// Why it failed (None on success).
     #[getter]
-    fn error(&self) -> Option<String> {
-        self.report.outcome.as_ref().err().map(|e| e.to_string())
+    fn error(&self) -> Option<&str> {
+        self.view.error.as_deref()
     }
     /// `probe_failed`, `stop_failed`, `start_failed`, `stop_timeout`,
     /// `start_timeout`, `skipped`, a refusal kind, or None on success.
     #[getter]
     fn error_kind(&self) -> Option<&'static str> {
-        self.report.outcome.as_ref().err().map(|e| e.kind())
+        self.view.error_kind
     }
     /// The request failure behind `error`, if one is: `connect`, `timeout`
     /// or `io` (the server was unreachable), `http`, `malformed` or
     /// `too_large`. None on success and for refusals.
     #[getter]
     fn cause_kind(&self) -> Option<&'static str> {
-        self.report.cause().map(|c| c.kind())
+        self.view.cause_kind
     }
     /// One line for humans.
     #[getter]
-    fn summary(&self) -> String {
-        self.report.summary()
+    fn summary(&self) -> &str {
+        &self.view.summary
     }
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        value_to_py(py, &self.json())
+        view_to_py(py, serde_json::to_value(&self.view))
     }
     fn __repr__(&self) -> String {
-        format!("ActionReport({})", self.report.summary())
+        format!("ActionReport({})", self.view.summary)
     }
 }
 
@@ -534,29 +481,13 @@ impl ActionReport {
 pub struct BatchReport {
     report: core::BatchReport,
     clock: SmolClock,
+    view: wire::BatchReportView,
 }
 
 impl BatchReport {
     pub fn new(report: core::BatchReport, clock: SmolClock) -> Self {
-        BatchReport { report, clock }
-    }
-
-    pub fn json(&self) -> Value {
-        let r = &self.report;
-        let reports: Vec<Value> = r.reports.iter().map(|a| ActionReport::new(a.clone(), self.clock).json()).collect();
-        json!({
-            "batch_id": r.batch.0,
-            "kind": r.kind.as_str(),
-            "ok": r.is_ok(),
-            "succeeded": r.ok(),
-            "failed": r.failed(),
-            "skipped": r.skipped(),
-            "stopped_early": r.stopped_early,
-            "started_at": wall(&self.clock, r.started_at),
-            "finished_at": wall(&self.clock, r.finished_at),
-            "duration": secs(r.finished_at.saturating_since(r.started_at)),
-            "reports": reports,
-        })
+        let view = wire::BatchReportView::new(&report, Wall(&clock));
+        BatchReport { report, clock, view }
     }
 }
 
@@ -564,45 +495,57 @@ impl BatchReport {
 impl BatchReport {
     #[getter]
     fn batch_id(&self) -> u64 {
-        self.report.batch.0
+        self.view.batch_id
     }
+    /// `start`, `stop` or `restart`.
     #[getter]
-    fn kind(&self) -> &'static str {
-        self.report.kind.as_str()
+    fn action(&self) -> &'static str {
+        self.view.action
     }
-    /// True when every planned action succeeded.
+    /// True when every planned action ran and succeeded.
     #[getter]
     fn ok(&self) -> bool {
-        self.report.is_ok()
+        self.view.ok
     }
     #[getter]
     fn succeeded(&self) -> usize {
-        self.report.ok()
+        self.view.succeeded
     }
+    /// Actions that failed or were refused.
     #[getter]
     fn failed(&self) -> usize {
-        self.report.failed()
+        self.view.failed
     }
+    /// Actions not run because the batch stopped early.
     #[getter]
     fn skipped(&self) -> usize {
-        self.report.skipped()
+        self.view.skipped
     }
-    /// Why the batch stopped starting actions early, if it did.
+    /// `first_failure` or `threshold` when the batch stopped starting
+    /// actions early, else None.
     #[getter]
-    fn stopped_early(&self) -> Option<String> {
-        self.report.stopped_early.clone()
+    fn stopped_early(&self) -> Option<&'static str> {
+        self.view.stopped_early
     }
+    /// Why it stopped early, for humans.
+    #[getter]
+    fn stopped_reason(&self) -> Option<&str> {
+        self.view.stopped_reason.as_deref()
+    }
+    /// When it began, in Unix seconds.
     #[getter]
     fn started_at(&self) -> f64 {
-        wall(&self.clock, self.report.started_at)
+        self.view.started_at
     }
+    /// When it ended, in Unix seconds.
     #[getter]
     fn finished_at(&self) -> f64 {
-        wall(&self.clock, self.report.finished_at)
+        self.view.finished_at
     }
+    /// Milliseconds from start to end.
     #[getter]
-    fn duration(&self) -> f64 {
-        secs(self.report.finished_at.saturating_since(self.report.started_at))
+    fn duration_ms(&self) -> u64 {
+        self.view.duration_ms
     }
     /// One report per planned channel, in plan order.
     #[getter]
@@ -610,27 +553,23 @@ impl BatchReport {
         list(py, self.report.reports.iter().map(|a| ActionReport::new(a.clone(), self.clock)))
     }
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        value_to_py(py, &self.json())
+        view_to_py(py, serde_json::to_value(&self.view))
     }
     fn __repr__(&self) -> String {
         format!(
-            "BatchReport(batch_id={}, kind={:?}, succeeded={}, failed={}, skipped={})",
-            self.report.batch.0,
-            self.report.kind.as_str(),
-            self.report.ok(),
-            self.report.failed(),
-            self.report.skipped()
+            "BatchReport(batch_id={}, action={:?}, succeeded={}, failed={}, skipped={})",
+            self.view.batch_id, self.view.action, self.view.succeeded, self.view.failed, self.view.skipped
         )
     }
 }
 
 /// What a reload changed.
 #[pyclass(frozen, module = "ipvtl._ipvtl")]
-pub struct ReloadSummary(pub core::ReloadSummary);
+pub struct ReloadSummary(wire::ReloadView);
 
 impl ReloadSummary {
-    fn ids(ids: &[core::ServerId]) -> Vec<String> {
-        ids.iter().map(|i| i.as_str().to_string()).collect()
+    pub fn new(summary: &core::ReloadSummary) -> Self {
+        ReloadSummary(wire::ReloadView::from(summary))
     }
 }
 
@@ -639,17 +578,17 @@ impl ReloadSummary {
     /// Servers that are new.
     #[getter]
     fn added(&self) -> Vec<String> {
-        Self::ids(&self.0.added)
+        self.0.added.clone()
     }
     /// Servers that are gone.
     #[getter]
     fn removed(&self) -> Vec<String> {
-        Self::ids(&self.0.removed)
+        self.0.removed.clone()
     }
     /// Servers whose address changed (their state starts over).
     #[getter]
     fn changed(&self) -> Vec<String> {
-        Self::ids(&self.0.changed)
+        self.0.changed.clone()
     }
     /// Servers kept with their state.
     #[getter]
@@ -657,9 +596,7 @@ impl ReloadSummary {
         self.0.kept
     }
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let v =
-            json!({"added": self.added(), "removed": self.removed(), "changed": self.changed(), "kept": self.0.kept});
-        value_to_py(py, &v)
+        view_to_py(py, serde_json::to_value(&self.0))
     }
     fn __repr__(&self) -> String {
         format!(
@@ -674,116 +611,74 @@ impl ReloadSummary {
 
 // ---------------------------------------------------------------- events
 
-/// Something that happened in the fleet. `kind` says what; the other
-/// properties are None when they do not apply to that kind.
+/// Something that happened in the fleet. `kind` says what; `to_dict()` is
+/// the event as the dashboard's SSE sends it, and each property is the dict
+/// key of the same name (`from_` is the key `from`), None when that kind has
+/// no such key.
 ///
-/// Kinds: `health_changed` (server_id, old, new, error), `channel_state_changed`
-/// (server_id, channel, old, new), `channel_stalled` (server_id, channel,
-/// reason), `server_rebooted` (server_id), `refreshed` (server_id, error),
-/// `action_started` (action_id, server_id, channel, action, batch_id),
-/// `action_finished` (report, ...), `batch_progress` (batch_id, done, total,
-/// failed, running), `batch_finished` (report, batch_id),
-/// `sweep_finished` (sweep, duration, ok, failed, skipped).
+/// Kinds: `health_changed` (server_id, from, to, error, error_kind),
+/// `channel_state_changed` (server_id, channel_id, from, to),
+/// `channel_stalled` (server_id, channel_id, reason), `server_rebooted`
+/// (server_id), `refreshed` (server_id, error, error_kind), `action_started`
+/// (action_id, server_id, channel_id, action, batch_id), `action_finished`
+/// (every key of the ActionReport; `report`), `batch_progress` (batch_id,
+/// done, total, failed, running, last), `batch_finished` (every key of the
+/// BatchReport; `report`), `sweep_finished` (sweep, duration_ms, ok, failed,
+/// skipped).
 #[pyclass(frozen, module = "ipvtl._ipvtl")]
 pub struct Event {
     event: core::Event,
     clock: SmolClock,
+    /// The serialized `EventView`.
     json: Value,
 }
 
 impl Event {
     pub fn from_core(event: core::Event, clock: SmolClock) -> Self {
-        let json = event_json(&event, &clock);
+        // The views serialize without fail; see `convert::view_to_py`.
+        let json = serde_json::to_value(wire::EventView::new(&event, Wall(&clock))).unwrap_or(Value::Null);
         Event { event, clock, json }
     }
 
     fn get(&self, py: Python<'_>, key: &str) -> PyResult<Py<PyAny>> {
         value_to_py(py, self.json.get(key).unwrap_or(&Value::Null))
     }
-}
 
-fn event_json(e: &core::Event, clock: &SmolClock) -> Value {
-    use core::Event as E;
-    let mut v = match e {
-        E::HealthChanged { server, from, to, error } => json!({
-            "server_id": server.as_str(), "old": from.as_str(), "new": to.as_str(),
-            "error": error.as_ref().map(|e| e.to_string()), "error_kind": error.as_ref().map(|e| e.kind()),
-        }),
-        E::ChannelStateChanged { server, channel, from, to } => json!({
-            "server_id": server.as_str(), "channel": channel.get(), "old": from.as_str(), "new": to.as_str(),
-        }),
-        E::ChannelStalled { server, channel, reason } => {
-            let reason = match reason {
-                core::StallReason::ZeroFps => "zero_fps",
-                core::StallReason::UptimeFrozen => "uptime_frozen",
-                _ => "other",
-            };
-            json!({"server_id": server.as_str(), "channel": channel.get(), "reason": reason})
-        }
-        E::ServerRebooted { server } => json!({"server_id": server.as_str()}),
-        E::Refreshed { server, error } => json!({
-            "server_id": server.as_str(),
-            "error": error.as_ref().map(|e| e.to_string()), "error_kind": error.as_ref().map(|e| e.kind()),
-        }),
-        E::ActionStarted { action, server, channel, kind, batch } => json!({
-            "action_id": action.0, "server_id": server.as_str(), "channel": channel.get(),
-            "action": kind.as_str(), "batch_id": batch.map(|b| b.0),
-        }),
-        E::ActionFinished { report } => {
-            let r = ActionReport::new(report.clone(), *clock).json();
-            json!({
-                "action_id": report.action.0, "server_id": report.server.as_str(), "channel": report.channel.get(),
-                "action": report.kind.as_str(), "batch_id": report.batch.map(|b| b.0),
-                "ok": report.is_ok(), "error": r["error"].clone(), "error_kind": r["error_kind"].clone(),
-                "report": r,
-            })
-        }
-        E::BatchProgress(p) => json!({
-            "batch_id": p.batch.0, "done": p.done, "total": p.total, "failed": p.failed, "running": p.running,
-        }),
-        E::BatchFinished { report } => {
-            let r = BatchReport::new(report.clone(), *clock).json();
-            json!({"batch_id": report.batch.0, "ok": r["ok"].clone(), "failed": report.failed(), "report": r})
-        }
-        E::SweepFinished { sweep, duration, ok, failed, skipped } => json!({
-            "sweep": sweep, "duration": secs(*duration), "ok": ok, "failed": failed, "skipped": skipped,
-        }),
-        _ => json!({}),
-    };
-    v["kind"] = Value::String(e.kind().into());
-    v["message"] = Value::String(core::event::describe(e));
-    v
+    fn text(&self, key: &str) -> String {
+        self.json.get(key).and_then(Value::as_str).unwrap_or_default().to_owned()
+    }
 }
 
 #[pymethods]
 impl Event {
     /// What happened (see the class doc for the kinds).
     #[getter]
-    fn kind(&self) -> &'static str {
-        self.event.kind()
+    fn kind(&self) -> String {
+        self.text("kind")
     }
     /// A sentence for logs.
     #[getter]
     fn message(&self) -> String {
-        core::event::describe(&self.event)
+        self.text("message")
     }
     #[getter]
     fn server_id(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.get(py, "server_id")
     }
     #[getter]
-    fn channel(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.get(py, "channel")
+    fn channel_id(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.get(py, "channel_id")
     }
-    /// Health or channel state before (health_changed, channel_state_changed).
-    #[getter]
-    fn old(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.get(py, "old")
+    /// Health or channel state before (health_changed,
+    /// channel_state_changed): the dict key `from`.
+    #[getter(from_)]
+    fn from_(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.get(py, "from")
     }
     /// Health or channel state now (health_changed, channel_state_changed).
-    #[getter(new)]
-    fn new_value(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.get(py, "new")
+    #[getter]
+    fn to(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.get(py, "to")
     }
     #[getter]
     fn error(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
@@ -793,6 +688,7 @@ impl Event {
     fn error_kind(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.get(py, "error_kind")
     }
+    /// `zero_fps` or `uptime_frozen` (channel_stalled).
     #[getter]
     fn reason(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.get(py, "reason")
@@ -801,7 +697,7 @@ impl Event {
     fn action_id(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.get(py, "action_id")
     }
-    /// `start`, `stop` or `restart` (action events).
+    /// `start`, `stop` or `restart` (action and batch events).
     #[getter]
     fn action(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.get(py, "action")
@@ -827,10 +723,10 @@ impl Event {
     fn sweep(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.get(py, "sweep")
     }
-    /// Seconds (sweep_finished).
+    /// Milliseconds (sweep_finished, action_finished, batch_finished).
     #[getter]
-    fn duration(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.get(py, "duration")
+    fn duration_ms(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.get(py, "duration_ms")
     }
     /// Good polls (sweep_finished, int) or success (action/batch finished, bool).
     #[getter]
@@ -857,11 +753,11 @@ impl Event {
     fn running(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.get(py, "running")
     }
-    /// Every field that applies, JSON-ready, with `kind` and `message`.
+    /// Every key of this kind, JSON-ready, with `kind` and `message`.
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         value_to_py(py, &self.json)
     }
     fn __repr__(&self) -> String {
-        format!("Event({}: {})", self.event.kind(), core::event::describe(&self.event))
+        format!("Event({}: {})", self.text("kind"), self.text("message"))
     }
 }

@@ -42,9 +42,9 @@ def test_poll_refresh_and_actions_async(fleet: SimFleet, cluster: ipvtl.Cluster)
         sid = fleet.ids[1]
         ch = running_channel(fleet, sid)
         r = await cluster.stop_async(sid, ch)
-        assert r.ok and r.kind == "stop" and fleet.channel_state(sid, ch) == "idle"
+        assert r.ok and r.action == "stop" and fleet.channel_state(sid, ch) == "idle"
         r = await cluster.start_async(sid, ch)
-        assert r.ok and r.kind == "start" and fleet.channel_state(sid, ch) == "running"
+        assert r.ok and r.action == "start" and fleet.channel_state(sid, ch) == "running"
         r = await cluster.restart_async(sid, ch)
         assert r.ok and [p.phase for p in r.phases][-1] == "wait_running"
         b = await cluster.batch_async("restart", targets=[(fleet.ids[2], 1), (fleet.ids[3], 1)])
@@ -77,7 +77,11 @@ def test_async_errors(fleet: SimFleet, cluster: ipvtl.Cluster) -> None:
         with pytest.raises(ipvtl.Busy):
             await cluster.restart_async(fleet.ids[2], 1)
         assert (await pending).ok
-        with pytest.raises(ipvtl.ConfigError):
+        # Bad batch arguments arrive on await, as the core words them.
+        bad = cluster.batch_async("restart", states=["runing"])
+        with pytest.raises(ipvtl.ConfigError, match="valid states: idle, running, stopping"):
+            await bad
+        with pytest.raises(ipvtl.ConfigError, match="max_parallel"):
             await cluster.batch_async("restart", max_parallel=0)
 
     asyncio.run(main())
@@ -150,7 +154,7 @@ def test_cancellation_drops_the_wait_but_not_the_action(fleet: SimFleet, cluster
         assert time.perf_counter() - t0 < 1.0, "cancelled promptly, not after stop_timeout"
         assert await settle_in_flight() == 0, "the Rust future was dropped"
         # The action itself goes on and still holds the channel.
-        assert [a["channel"] for a in cluster.actions() if a["server_id"] == sid] == [ch]
+        assert [a["channel_id"] for a in cluster.actions() if a["server_id"] == sid] == [ch]
         with pytest.raises(ipvtl.Busy):
             await cluster.restart_async(sid, ch)
         fleet.set_fault(sid, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +54,37 @@ def test_config_error_for_bad_lists_files_and_settings(fleet: SimFleet, tmp_path
             c.batch("restart", max_parallel=0)
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(states=["runing"]), 'unknown channel state "runing"; valid states: idle, running, stopping'),
+        (dict(failure_threshold=0), "failure_threshold must be at least 1"),
+        (dict(max_parallel=65), r"max_parallel must be within 1\.\.=64 \(got 65\)"),
+        (dict(max_parallel=0), r"max_parallel must be within 1\.\.=64 \(got 0\)"),
+        (dict(channels=[0]), "channel numbers start at 1"),
+        (dict(targets=[]), "at least one channel"),
+        (dict(targets=[("a", 1)], servers=["a"]), "exactly one"),
+    ],
+)
+def test_bad_batch_arguments_raise_config_error_and_run_nothing(
+    fleet: SimFleet, cluster: ipvtl.Cluster, kwargs: dict[str, Any], message: str
+) -> None:
+    # Validated once, by the core's BatchInput: plan and batch say the same.
+    cluster.poll()
+    fleet.reset_records()
+    with pytest.raises(ipvtl.ConfigError, match=message) as e:
+        cluster.batch("restart", **kwargs)
+    assert e.value.kind == "batch"
+    with pytest.raises(ipvtl.ConfigError, match=message):
+        cluster.plan("restart", **kwargs)
+    assert all(fleet.record(sid)["commands"] == [] for sid in fleet.ids)
+
+
+def test_an_unknown_batch_action_is_a_config_error(cluster: ipvtl.Cluster) -> None:
+    with pytest.raises(ipvtl.ConfigError, match="reboot"):
+        cluster.batch("reboot")  # type: ignore[arg-type]
+
+
 def test_server_not_found(cluster: ipvtl.Cluster) -> None:
     for call in (
         lambda: cluster.restart("nope", 1),
@@ -75,10 +107,10 @@ def test_channel_not_found_sends_nothing(fleet: SimFleet, cluster: ipvtl.Cluster
     fleet.reset_records()
     with pytest.raises(ipvtl.ChannelNotFound) as e:
         cluster.restart(sid, 0)
-    assert e.value.channel == 0 and e.value.count is None
+    assert e.value.channel_id == 0 and e.value.count is None
     with pytest.raises(ipvtl.ChannelNotFound) as e:
         cluster.restart(sid, 5)
-    assert (e.value.server_id, e.value.channel, e.value.count) == (sid, 5, 4)
+    assert (e.value.server_id, e.value.channel_id, e.value.count) == (sid, 5, 4)
     assert fleet.record(sid)["total_requests"] == 0
 
 
@@ -90,10 +122,10 @@ def test_busy_while_an_action_holds_the_channel(fleet: SimFleet, cluster: ipvtl.
     result: list[ipvtl.ActionReport] = []
     t = threading.Thread(target=lambda: result.append(cluster.restart(sid, ch)))
     t.start()
-    wait_until(lambda: any(a["channel"] == ch for a in cluster.actions()))
+    wait_until(lambda: any(a["channel_id"] == ch for a in cluster.actions()))
     with pytest.raises(ipvtl.Busy) as e:
         cluster.restart(sid, ch)
-    assert (e.value.server_id, e.value.channel) == (sid, ch)
+    assert (e.value.server_id, e.value.channel_id) == (sid, ch)
     t.join()
     assert result and result[0].ok
     actions = [c["action"] for c in fleet.record(sid)["commands"]]
@@ -122,7 +154,7 @@ def test_action_failed_carries_the_report(fleet: SimFleet, cluster: ipvtl.Cluste
     assert not report.ok and report.error_kind == "stop_failed" and report.server_id == sid
     assert report.cause_kind == "http" and report.to_dict()["cause_kind"] == "http"
     assert not isinstance(e.value, ipvtl.TransportError), "the server answered: not a transport failure"
-    assert report.channel == ch and report.kind == "restart" and report.error
+    assert report.channel_id == ch and report.action == "restart" and report.error
     assert [c["action"] for c in fleet.record(sid)["commands"]] == ["stop"], "no start after a failed stop"
 
 

@@ -67,6 +67,22 @@ def test_settings_keywords_reach_the_client(cluster: ipvtl.Cluster) -> None:
     assert set(s) >= {"interval", "concurrency", "priority_concurrency", "backoff_max", "body_limit", "event_buffer"}
 
 
+KEYWORDS = ("interval", "timeout", "concurrency", "priority_concurrency", "backoff_max", "offline_after",
+            "stop_timeout", "start_timeout", "watch_interval", "body_limit", "background", "event_buffer")
+
+
+def test_settings_left_out_or_none_take_the_client_defaults(fleet: SimFleet, tmp_path: Path) -> None:
+    # The module restates no default: every keyword defaults to None, and
+    # None is the Rust client's own default.
+    with ipvtl.Cluster(fleet.servers) as left_out, ipvtl.Cluster(fleet.servers, **dict.fromkeys(KEYWORDS)) as nones:
+        defaults = left_out.settings
+        assert nones.settings == defaults and set(defaults) == set(KEYWORDS)
+    path = tmp_path / "servers.json"
+    fleet.write_servers_json(path)
+    with ipvtl.Cluster.from_file(path, timeout=None, concurrency=7) as c:
+        assert c.settings == {**defaults, "concurrency": 7}
+
+
 def test_poll_snapshot_server_and_channels(fleet: SimFleet, cluster: ipvtl.Cluster) -> None:
     before = cluster.snapshot()
     assert all(s.health == "unknown" for s in before.servers)
@@ -83,16 +99,16 @@ def test_poll_snapshot_server_and_channels(fleet: SimFleet, cluster: ipvtl.Clust
     assert s.name and isinstance(s.description, str) and isinstance(s.tags, list)
     assert s.config.id == s.id and s.config.port == s.port
     assert len(s.cpu) == 8 and s.cpu_avg == pytest.approx(sum(s.cpu) / 8, rel=1e-3)
-    assert s.age is not None and 0 <= s.age < 5
-    assert s.last_poll_time is not None and abs(s.last_poll_time - time.time()) < 5
-    assert s.last_ok_time == s.last_poll_time
-    assert s.latency is not None and s.latency >= 0
+    assert s.status_age_ms is not None and 0 <= s.status_age_ms < 5000
+    assert s.last_poll_at is not None and abs(s.last_poll_at - time.time()) < 5
+    assert s.last_ok_at == s.last_poll_at
+    assert s.latency_ms is not None and s.latency_ms >= 0
     assert s.consecutive_failures == 0 and s.maintenance is False
     assert len(s.channels) == 4
     ch = s.channels[0]
     assert isinstance(ch, ipvtl.Channel)
     assert ch.id == 1 and ch.state == fleet.channel_state(s.id, 1) == "running"
-    assert ch.uptime is not None and ch.fps is not None and ch.kbps is not None
+    assert ch.uptime_s is not None and ch.fps is not None and ch.kbps is not None and ch.stall is None
     assert f"{ch.fps:g}fps" in ch.status
     assert s.channel(1) is not None and s.channel(1).id == 1  # type: ignore[union-attr]
     assert s.channel(0) is None and s.channel(99) is None
@@ -104,7 +120,9 @@ def test_poll_snapshot_server_and_channels(fleet: SimFleet, cluster: ipvtl.Clust
     d = snap.to_dict()
     assert d["counts"]["online"] == len(fleet) and len(d["servers"]) == len(fleet)
     assert d["servers"][0]["channels"][0] == ch.to_dict()
-    assert set(s.to_dict()) >= {"id", "health", "cpu", "cpu_avg", "channels", "stale", "age", "error", "last_poll_time"}
+    assert set(s.to_dict()) >= {"id", "health", "cpu", "cpu_avg", "channels", "stale", "status_age_ms", "error",
+                                "last_poll_at"}
+    assert set(ch.to_dict()) == {"id", "state", "status", "uptime_s", "fps", "kbps", "stall"}
 
 
 def test_failed_poll_keeps_last_good_status_as_stale(fleet: SimFleet, cluster: ipvtl.Cluster) -> None:

@@ -7,21 +7,15 @@
 use std::sync::Arc;
 
 use ipvtl_client::core as core_;
+use ipvtl_client::wire::{self, Wall};
+use ipvtl_client::{Settings, SettingsOptions};
 
+use crate::batch::{ActionKind, ActionReport, BatchReport, BatchSpec, BatchTarget};
 use crate::error::IpvtlError;
-use crate::records::{
-    ActionKind, ActionReport, BatchReport, BatchSpec, BatchTarget, ClusterSettings, FleetSnapshot, ReloadSummary,
-    ServerConfig, ServerSnapshot,
-};
+use crate::records::{ClusterSettings, FleetSnapshot, ReloadSummary, ServerConfig, ServerSnapshot};
 use crate::watch::{ClusterObserver, EventStream, WatchHandle};
 
 type Result<T> = std::result::Result<T, IpvtlError>;
-
-/// The settings a cluster uses when given none.
-#[uniffi::export]
-pub fn default_settings() -> ClusterSettings {
-    ipvtl_client::Settings::default().into()
-}
 
 /// Parses a `servers.json` text (an array of servers or `{"servers": [...]}`).
 #[uniffi::export]
@@ -37,24 +31,26 @@ pub struct Cluster {
     inner: ipvtl_client::Cluster,
 }
 
-fn settings(s: Option<ClusterSettings>) -> ipvtl_client::Settings {
-    s.map(Into::into).unwrap_or_default()
+/// What was given (`None`, or a record of `None`s, for the defaults), as
+/// the client checks and completes it.
+fn settings(s: Option<ClusterSettings>) -> Result<Settings> {
+    Ok(Settings::from_options(s.map(SettingsOptions::from).unwrap_or_default())?)
 }
 
 #[uniffi::export]
 impl Cluster {
-    /// A cluster over `servers`; `settings` defaults to `default_settings()`.
+    /// A cluster over `servers`; settings not given take the defaults.
     #[uniffi::constructor(default(settings = None))]
     pub fn new(servers: Vec<ServerConfig>, settings: Option<ClusterSettings>) -> Result<Arc<Self>> {
         let servers = servers.into_iter().map(Into::into).collect();
-        let inner = ipvtl_client::Cluster::new(servers, self::settings(settings))?;
+        let inner = ipvtl_client::Cluster::new(servers, self::settings(settings)?)?;
         Ok(Arc::new(Cluster { inner }))
     }
 
     /// A cluster from a `servers.json` file.
     #[uniffi::constructor(default(settings = None))]
     pub fn from_file(path: String, settings: Option<ClusterSettings>) -> Result<Arc<Self>> {
-        let inner = ipvtl_client::Cluster::from_file(path, self::settings(settings))?;
+        let inner = ipvtl_client::Cluster::from_file(path, self::settings(settings)?)?;
         Ok(Arc::new(Cluster { inner }))
     }
 
@@ -68,45 +64,45 @@ impl Cluster {
         self.inner.is_empty()
     }
 
-    /// The settings it runs with.
+    /// The settings it runs with, every field set.
     pub fn settings(&self) -> ClusterSettings {
-        self.inner.settings().clone().into()
+        self.inner.settings().into()
     }
 
-    /// The cluster clock now, in milliseconds (the clock of every `*_at_ms`).
-    pub fn now_ms(&self) -> u64 {
-        self.inner.now().as_millis()
+    /// Now, in Unix seconds (the clock of every `*_at`).
+    pub fn now(&self) -> f64 {
+        self.wall().at(self.inner.now())
     }
 
     /// Every server and its state as of now. No network.
     pub fn snapshot(&self) -> FleetSnapshot {
-        (&self.inner.snapshot()).into()
+        self.fleet(&self.inner.snapshot())
     }
 
     /// One server and its state as of now. No network.
     pub fn server(&self, id: String) -> Result<ServerSnapshot> {
-        Ok((&self.inner.server(&id)?).into())
+        Ok(self.one(&self.inner.server(&id)?))
     }
 
     /// Runs a sweep now and returns the fleet once every poll of it ended.
     pub async fn poll(&self) -> Result<FleetSnapshot> {
-        Ok((&self.inner.poll_all().await?).into())
+        Ok(self.fleet(&self.inner.poll_all().await?))
     }
 
     /// Blocking `poll`.
     pub fn poll_blocking(&self) -> Result<FleetSnapshot> {
-        Ok((&self.inner.blocking().poll_all()?).into())
+        Ok(self.fleet(&self.inner.blocking().poll_all()?))
     }
 
     /// Polls one server now, ahead of the sweep. A failed poll is not an
     /// error: the state says what failed.
     pub async fn refresh(&self, id: String) -> Result<ServerSnapshot> {
-        Ok((&self.inner.refresh(&id).await?).into())
+        Ok(self.one(&self.inner.refresh(&id).await?))
     }
 
     /// Blocking `refresh`.
     pub fn refresh_blocking(&self, id: String) -> Result<ServerSnapshot> {
-        Ok((&self.inner.blocking().refresh(&id)?).into())
+        Ok(self.one(&self.inner.blocking().refresh(&id)?))
     }
 
     /// Starts a channel and waits until it runs.
@@ -128,7 +124,7 @@ impl Cluster {
     /// channel, busy, maintenance) come at once with nothing sent; an action
     /// that ran and failed is `ActionFailed`.
     pub async fn act(&self, id: String, channel: u32, kind: ActionKind) -> Result<ActionReport> {
-        Ok((&self.inner.action(&id, channel, kind.into()).await?).into())
+        Ok(self.report(&self.inner.action(&id, channel, kind.into()).await?))
     }
 
     /// Blocking `start`.
@@ -148,35 +144,36 @@ impl Cluster {
 
     /// Blocking `act`.
     pub fn act_blocking(&self, id: String, channel: u32, kind: ActionKind) -> Result<ActionReport> {
-        Ok((&self.inner.blocking().action(&id, channel, kind.into())?).into())
+        Ok(self.report(&self.inner.blocking().action(&id, channel, kind.into())?))
     }
 
-    /// The channels a batch would act on, without acting (dry run).
+    /// The channels a batch would act on, without acting (dry run). A spec
+    /// the core refuses is `IpvtlError.Batch`, naming what is wrong.
     pub fn plan(&self, spec: BatchSpec) -> Result<Vec<BatchTarget>> {
         let spec = spec.try_into()?;
-        Ok(self.inner.plan(&spec)?.iter().map(Into::into).collect())
+        Ok(self.inner.plan(&spec)?.iter().map(|t| wire::BatchTargetView::from(t).into()).collect())
     }
 
     /// Runs a batch to its end; progress comes as events.
     pub async fn batch(&self, spec: BatchSpec) -> Result<BatchReport> {
-        Ok((&self.inner.batch(spec.try_into()?).await?).into())
+        Ok(self.batch_report(&self.inner.batch(spec.try_into()?).await?))
     }
 
     /// Blocking `batch`.
     pub fn batch_blocking(&self, spec: BatchSpec) -> Result<BatchReport> {
-        Ok((&self.inner.blocking().batch(spec.try_into()?)?).into())
+        Ok(self.batch_report(&self.inner.blocking().batch(spec.try_into()?)?))
     }
 
     /// Replaces the server list; servers that remain keep their state. A bad
     /// list changes nothing.
     pub fn reload(&self, servers: Vec<ServerConfig>) -> Result<ReloadSummary> {
         let servers = servers.into_iter().map(Into::into).collect();
-        Ok((&self.inner.reload(servers)?).into())
+        Ok(wire::ReloadView::from(&self.inner.reload(servers)?).into())
     }
 
     /// Re-reads a `servers.json` file; a bad file changes nothing.
     pub fn reload_file(&self, path: String) -> Result<ReloadSummary> {
-        Ok((&self.inner.reload_file(path)?).into())
+        Ok(wire::ReloadView::from(&self.inner.reload_file(path)?).into())
     }
 
     /// Puts a server in or out of maintenance (polled, no alarms, no actions).
@@ -191,13 +188,13 @@ impl Cluster {
 
     /// Events from now on, pulled one at a time (`next`, `next_blocking`).
     pub fn subscribe(&self) -> Arc<EventStream> {
-        EventStream::new(self.inner.subscribe())
+        EventStream::new(self.inner.subscribe(), *self.inner.clock())
     }
 
     /// Delivers every event from now on to `observer`, on a thread of its
     /// own, until the returned handle is cancelled or dropped.
     pub fn watch(&self, observer: Arc<dyn ClusterObserver>) -> Result<Arc<WatchHandle>> {
-        WatchHandle::spawn(self.inner.subscribe(), observer)
+        WatchHandle::spawn(self.inner.subscribe(), *self.inner.clock(), observer)
     }
 }
 
@@ -205,5 +202,25 @@ impl Cluster {
     /// The client cluster behind this object (for Rust callers and tests).
     pub fn client(&self) -> &ipvtl_client::Cluster {
         &self.inner
+    }
+
+    fn wall(&self) -> Wall<'_> {
+        Wall(self.inner.clock())
+    }
+
+    fn fleet(&self, snap: &core_::FleetSnapshot) -> FleetSnapshot {
+        wire::SnapshotView::new(snap, self.wall()).into()
+    }
+
+    fn one(&self, server: &core_::ServerSnapshot) -> ServerSnapshot {
+        wire::ServerView::new(server, self.inner.now(), self.wall()).into()
+    }
+
+    fn report(&self, report: &core_::ActionReport) -> ActionReport {
+        wire::ActionReportView::new(report, self.wall()).into()
+    }
+
+    fn batch_report(&self, report: &core_::BatchReport) -> BatchReport {
+        wire::BatchReportView::new(report, self.wall()).into()
     }
 }

@@ -30,7 +30,9 @@ pub enum IpvtlError {
     /// The action ran and failed (stop refused, timeout, ...); the message is
     /// the report's summary.
     ActionFailed(String),
-    /// A batch was refused (no parallelism, a channel listed twice).
+    /// A batch was refused before anything ran: a misspelt state, channel 0,
+    /// no or too many targets, parallelism out of bounds, a channel listed
+    /// twice. The message names what is wrong (and the valid values).
     Batch(String),
     /// The HTTP client could not be built.
     Transport(String),
@@ -38,6 +40,9 @@ pub enum IpvtlError {
     Closed(String),
     /// The test-support simulator refused a request (unknown fault, ...).
     Simulator(String),
+    /// Something inside ipvtl failed that no input caused (a thread could
+    /// not start, ...): a bug or an exhausted machine.
+    Internal(String),
 }
 
 impl IpvtlError {
@@ -56,6 +61,7 @@ impl IpvtlError {
             IpvtlError::Transport(_) => "transport",
             IpvtlError::Closed(_) => "closed",
             IpvtlError::Simulator(_) => "simulator",
+            IpvtlError::Internal(_) => "internal",
         }
     }
 
@@ -72,7 +78,8 @@ impl IpvtlError {
             | IpvtlError::Batch(m)
             | IpvtlError::Transport(m)
             | IpvtlError::Closed(m)
-            | IpvtlError::Simulator(m) => m,
+            | IpvtlError::Simulator(m)
+            | IpvtlError::Internal(m) => m,
         }
     }
 }
@@ -102,9 +109,10 @@ impl From<ClientError> for IpvtlError {
             ClientError::Batch(_) => IpvtlError::Batch(message),
             ClientError::Transport(_) => IpvtlError::Transport(message),
             ClientError::Closed => IpvtlError::Closed(message),
+            ClientError::Internal(_) => IpvtlError::Internal(message),
             // ClientError is non-exhaustive: a kind added later still
             // arrives with its message rather than as a panic.
-            _ => IpvtlError::Settings(message),
+            _ => IpvtlError::Internal(message),
         }
     }
 }

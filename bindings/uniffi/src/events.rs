@@ -1,8 +1,12 @@
-//! [`ClusterEvent`]: the core's `Event` as a uniffi enum.
+//! [`ClusterEvent`]: the wire's `EventBody` as a uniffi enum, one variant
+//! per kind, with the view's field names and values.
 
 use ipvtl_client::core as core_;
+use ipvtl_client::wire::{self, EventBody, Wall};
+use ipvtl_client::SmolClock;
 
-use crate::records::{ActionKind, ActionReport, BatchReport, Health, PollFailure};
+use crate::batch::{ActionReport, BatchReport};
+use crate::records::count;
 
 /// Something that happened in the fleet.
 #[derive(Debug, Clone, PartialEq, uniffi::Enum)]
@@ -11,19 +15,21 @@ pub enum ClusterEvent {
     HealthChanged {
         /// The server.
         server_id: String,
-        /// Health before.
-        from: Health,
+        /// Health before: `unknown`, `online`, `offline` or `error`.
+        from: String,
         /// Health now.
-        to: Health,
-        /// The failure that caused it, when going offline or error.
-        error: Option<PollFailure>,
+        to: String,
+        /// The failure behind it, when going offline or error.
+        error: Option<String>,
+        /// The failure's kind (`connect`, `timeout`, `http`, ...).
+        error_kind: Option<String>,
     },
     /// A channel's state changed between two observations.
     ChannelStateChanged {
         /// The server.
         server_id: String,
         /// The channel.
-        channel: u32,
+        channel_id: u32,
         /// State before (`idle`, `running`, `stopping`, ...).
         from: String,
         /// State now.
@@ -34,7 +40,7 @@ pub enum ClusterEvent {
         /// The server.
         server_id: String,
         /// The channel.
-        channel: u32,
+        channel_id: u32,
         /// `zero_fps` or `uptime_frozen`.
         reason: String,
     },
@@ -47,8 +53,10 @@ pub enum ClusterEvent {
     Refreshed {
         /// The server.
         server_id: String,
-        /// The error, when the poll failed.
-        error: Option<PollFailure>,
+        /// Why the poll failed, if it did.
+        error: Option<String>,
+        /// The failure's kind.
+        error_kind: Option<String>,
     },
     /// A channel action began.
     ActionStarted {
@@ -57,9 +65,9 @@ pub enum ClusterEvent {
         /// The server.
         server_id: String,
         /// The channel.
-        channel: u32,
-        /// Start, stop or restart.
-        kind: ActionKind,
+        channel_id: u32,
+        /// `start`, `stop` or `restart`.
+        action: String,
         /// The batch it belongs to, if any.
         batch_id: Option<u64>,
     },
@@ -68,18 +76,20 @@ pub enum ClusterEvent {
         /// The full report.
         report: ActionReport,
     },
-    /// A batch made progress.
+    /// A batch made progress (after each action).
     BatchProgress {
         /// The batch.
         batch_id: u64,
-        /// Actions finished.
+        /// Actions finished (including refused and skipped).
         done: u32,
-        /// Actions in the batch.
+        /// Actions in the plan.
         total: u32,
-        /// Actions that failed so far.
+        /// Of those done, how many failed.
         failed: u32,
         /// Actions under way.
         running: u32,
+        /// The action that just finished.
+        last: Option<ActionReport>,
     },
     /// A batch finished.
     BatchFinished {
@@ -99,72 +109,63 @@ pub enum ClusterEvent {
         /// Servers left out (backed off or still busy).
         skipped: u32,
     },
-    /// An event this version of the bindings does not know yet.
+    /// An event this version of the bindings has no variant for.
     Other {
-        /// Its kind (as in the dashboard's SSE `event:` lines).
-        kind: String,
         /// A sentence for logs.
-        description: String,
+        message: String,
     },
 }
 
-fn n(v: usize) -> u32 {
-    u32::try_from(v).unwrap_or(u32::MAX)
+impl From<wire::EventView> for ClusterEvent {
+    fn from(e: wire::EventView) -> Self {
+        let text = |s: Option<&'static str>| s.map(str::to_owned);
+        match e.body {
+            EventBody::HealthChanged { server_id, from, to, error, error_kind } => ClusterEvent::HealthChanged {
+                server_id,
+                from: from.to_owned(),
+                to: to.to_owned(),
+                error,
+                error_kind: text(error_kind),
+            },
+            EventBody::ChannelStateChanged { server_id, channel_id, from, to } => {
+                ClusterEvent::ChannelStateChanged { server_id, channel_id, from, to }
+            }
+            EventBody::ChannelStalled { server_id, channel_id, reason } => {
+                ClusterEvent::ChannelStalled { server_id, channel_id, reason: reason.to_owned() }
+            }
+            EventBody::ServerRebooted { server_id } => ClusterEvent::ServerRebooted { server_id },
+            EventBody::Refreshed { server_id, error, error_kind } => {
+                ClusterEvent::Refreshed { server_id, error, error_kind: text(error_kind) }
+            }
+            EventBody::ActionStarted { action_id, server_id, channel_id, action, batch_id } => {
+                ClusterEvent::ActionStarted { action_id, server_id, channel_id, action: action.to_owned(), batch_id }
+            }
+            EventBody::ActionFinished(report) => ClusterEvent::ActionFinished { report: report.into() },
+            EventBody::BatchProgress(p) => ClusterEvent::BatchProgress {
+                batch_id: p.batch_id,
+                done: count(p.done),
+                total: count(p.total),
+                failed: count(p.failed),
+                running: count(p.running),
+                last: p.last.map(Into::into),
+            },
+            EventBody::BatchFinished(report) => ClusterEvent::BatchFinished { report: report.into() },
+            EventBody::SweepFinished { sweep, duration_ms, ok, failed, skipped } => ClusterEvent::SweepFinished {
+                sweep,
+                duration_ms,
+                ok: count(ok),
+                failed: count(failed),
+                skipped: count(skipped),
+            },
+            // `Other`, and any kind the views add later.
+            _ => ClusterEvent::Other { message: e.message },
+        }
+    }
 }
 
-impl From<&core_::Event> for ClusterEvent {
-    fn from(e: &core_::Event) -> Self {
-        use core_::Event as E;
-        match e {
-            E::HealthChanged { server, from, to, error } => ClusterEvent::HealthChanged {
-                server_id: server.to_string(),
-                from: (*from).into(),
-                to: (*to).into(),
-                error: error.as_ref().map(Into::into),
-            },
-            E::ChannelStateChanged { server, channel, from, to } => ClusterEvent::ChannelStateChanged {
-                server_id: server.to_string(),
-                channel: channel.get(),
-                from: from.as_str().to_owned(),
-                to: to.as_str().to_owned(),
-            },
-            E::ChannelStalled { server, channel, reason } => ClusterEvent::ChannelStalled {
-                server_id: server.to_string(),
-                channel: channel.get(),
-                reason: match reason {
-                    core_::StallReason::ZeroFps => "zero_fps".to_owned(),
-                    core_::StallReason::UptimeFrozen => "uptime_frozen".to_owned(),
-                    other => format!("{other:?}"),
-                },
-            },
-            E::ServerRebooted { server } => ClusterEvent::ServerRebooted { server_id: server.to_string() },
-            E::Refreshed { server, error } => {
-                ClusterEvent::Refreshed { server_id: server.to_string(), error: error.as_ref().map(Into::into) }
-            }
-            E::ActionStarted { action, server, channel, kind, batch } => ClusterEvent::ActionStarted {
-                action_id: action.0,
-                server_id: server.to_string(),
-                channel: channel.get(),
-                kind: (*kind).into(),
-                batch_id: batch.map(|b| b.0),
-            },
-            E::ActionFinished { report } => ClusterEvent::ActionFinished { report: report.into() },
-            E::BatchProgress(p) => ClusterEvent::BatchProgress {
-                batch_id: p.batch.0,
-                done: n(p.done),
-                total: n(p.total),
-                failed: n(p.failed),
-                running: n(p.running),
-            },
-            E::BatchFinished { report } => ClusterEvent::BatchFinished { report: report.into() },
-            E::SweepFinished { sweep, duration, ok, failed, skipped } => ClusterEvent::SweepFinished {
-                sweep: *sweep,
-                duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
-                ok: n(*ok),
-                failed: n(*failed),
-                skipped: n(*skipped),
-            },
-            other => ClusterEvent::Other { kind: other.kind().to_owned(), description: core_::event::describe(other) },
-        }
+impl ClusterEvent {
+    /// The event of a core event, its times read on `clock`.
+    pub fn new(e: &core_::Event, clock: &SmolClock) -> Self {
+        wire::EventView::new(e, Wall(clock)).into()
     }
 }

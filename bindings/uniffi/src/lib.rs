@@ -8,8 +8,14 @@
 //! - [`Cluster`]: poll, snapshot, refresh, start/stop/restart, batch,
 //!   reload, maintenance; each network call as an `async` export and a
 //!   `*_blocking` twin.
-//! - Records mirroring the core models through `From`: [`FleetSnapshot`],
-//!   [`ServerSnapshot`], [`ActionReport`], [`BatchReport`], [`ClusterEvent`]...
+//! - Records filled from the wire views (`ipvtl_client::wire`, SPEC §12)
+//!   through `From`, with the views' field names and values:
+//!   [`FleetSnapshot`], [`ServerSnapshot`], [`ActionReport`],
+//!   [`BatchReport`], [`ClusterEvent`]... Enums are their text (`online`,
+//!   `zero_fps`), durations integer `*_ms`, times Unix seconds `*_at`.
+//! - Input passed through as given: [`ClusterSettings`] fields left out
+//!   take the client's defaults, a [`BatchSpec`] is the core's
+//!   `BatchInput`, checked there once.
 //! - One flat error enum, [`IpvtlError`], mapped from `ClientError` in one
 //!   place.
 //! - Events: [`Cluster::subscribe`] ([`EventStream`], pull) or
@@ -29,6 +35,7 @@
 
 uniffi::setup_scaffolding!();
 
+mod batch;
 mod cluster;
 mod error;
 mod events;
@@ -36,13 +43,12 @@ mod records;
 mod sim;
 mod watch;
 
-pub use cluster::{default_settings, parse_servers, Cluster};
+pub use batch::{ActionKind, ActionReport, BatchFilter, BatchReport, BatchSpec, BatchTarget, PhaseTiming};
+pub use cluster::{parse_servers, Cluster};
 pub use error::{IpvtlError, ObserverError};
 pub use events::ClusterEvent;
 pub use records::{
-    ActionKind, ActionReport, BatchFilter, BatchReport, BatchSpec, BatchTarget, BatchTargets, ChannelInfo,
-    ChannelStats, ClusterSettings, FleetSnapshot, Health, PhaseTiming, PollFailure, ReloadSummary, ServerConfig,
-    ServerSnapshot, ServerState, ServerStatus,
+    ChannelInfo, ClusterSettings, FleetSnapshot, HealthCounts, ReloadSummary, ServerConfig, ServerSnapshot, ServerState,
 };
 pub use sim::{SimCommand, SimFleet, SimOptions};
 pub use watch::{ClusterObserver, EventStream, WatchHandle};

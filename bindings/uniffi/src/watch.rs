@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures::FutureExt;
-use ipvtl_client::Subscription;
+use ipvtl_client::{SmolClock, Subscription};
 
 use crate::error::{IpvtlError, ObserverError};
 use crate::events::ClusterEvent;
@@ -25,6 +25,7 @@ pub trait ClusterObserver: Send + Sync {
 
 struct WatchState {
     subscription: Subscription,
+    clock: SmolClock,
     cancelled: AtomicBool,
     delivered: AtomicU64,
     failures: AtomicU64,
@@ -48,10 +49,12 @@ pub struct WatchHandle {
 impl WatchHandle {
     pub(crate) fn spawn(
         subscription: Subscription,
+        clock: SmolClock,
         observer: Arc<dyn ClusterObserver>,
     ) -> Result<Arc<WatchHandle>, IpvtlError> {
         let state = Arc::new(WatchState {
             subscription,
+            clock,
             cancelled: AtomicBool::new(false),
             delivered: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -61,7 +64,7 @@ impl WatchHandle {
             std::thread::Builder::new()
                 .name("ipvtl-watch".into())
                 .spawn(move || deliver(&state, &*observer))
-                .map_err(|e| IpvtlError::Settings(format!("cannot start the watch thread: {e}")))?
+                .map_err(|e| IpvtlError::Internal(format!("cannot start the watch thread: {e}")))?
         };
         Ok(Arc::new(WatchHandle { state, thread }))
     }
@@ -72,7 +75,7 @@ fn deliver(state: &WatchState, observer: &dyn ClusterObserver) {
         if state.cancelled.load(Ordering::SeqCst) {
             break;
         }
-        let event = ClusterEvent::from(&event);
+        let event = ClusterEvent::new(&event, &state.clock);
         // A foreign exception arrives as `Err`; the panic guard is for a
         // foreign side that breaks the call contract: it must not end the
         // thread silently, let alone unwind into foreign frames.
@@ -128,11 +131,16 @@ impl Drop for WatchHandle {
 #[derive(uniffi::Object)]
 pub struct EventStream {
     inner: Subscription,
+    clock: SmolClock,
 }
 
 impl EventStream {
-    pub(crate) fn new(inner: Subscription) -> Arc<Self> {
-        Arc::new(EventStream { inner })
+    pub(crate) fn new(inner: Subscription, clock: SmolClock) -> Arc<Self> {
+        Arc::new(EventStream { inner, clock })
+    }
+
+    fn event(&self, e: Option<ipvtl_client::Event>) -> Option<ClusterEvent> {
+        e.map(|e| ClusterEvent::new(&e, &self.clock))
     }
 }
 
@@ -140,7 +148,7 @@ impl EventStream {
 impl EventStream {
     /// The next event; none once the cluster shut down or after `unsubscribe()`.
     pub async fn next(&self) -> Option<ClusterEvent> {
-        self.inner.recv().await.as_ref().map(Into::into)
+        self.event(self.inner.recv().await)
     }
 
     /// Waits at most `timeout_ms` for the next event.
@@ -152,12 +160,12 @@ impl EventStream {
                 _ = FutureExt::fuse(smol::Timer::after(timeout)) => None,
             }
         });
-        event.as_ref().map(Into::into)
+        self.event(event)
     }
 
     /// The next event if one is waiting.
     pub fn try_next(&self) -> Option<ClusterEvent> {
-        self.inner.try_recv().as_ref().map(Into::into)
+        self.event(self.inner.try_recv())
     }
 
     /// Events lost because this stream fell behind.

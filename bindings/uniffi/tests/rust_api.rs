@@ -1,28 +1,30 @@
-//! The ffi layer from Rust: conversions, the error mapping, and the watch
-//! handle's cancel-on-drop, against the simulator on loopback. The
-//! generated bindings are tested per language by scripts/test.d/30-uniffi.sh.
+//! The ffi layer from Rust: conversions from the wire views, settings and
+//! batch specs passed through to the client and core, the error mapping,
+//! and the watch handle's cancel-on-drop, against the simulator on
+//! loopback. The generated bindings are tested per language by
+//! scripts/test.d/30-uniffi.sh.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ipvtl_client::core::{
-    parse_status, ActionError, ActionId, ActionKind as CoreKind, ActionReport as CoreReport, ChannelId,
-    ChannelState as CoreState, ConfigError, Event, Instant as CoreInstant, ServerId,
+    ActionError, ActionKind as CoreKind, ActionReport as CoreReport, BatchError, ChannelId, ChannelState as CoreState,
+    ConfigError, Event, Health as CoreHealth, Instant as CoreInstant, PollError, ServerId, StallReason,
 };
-use ipvtl_client::ClientError;
+use ipvtl_client::{ClientError, Settings};
 use ipvtl_ffi::{
-    ActionKind, BatchFilter, BatchSpec, BatchTarget, BatchTargets, Cluster, ClusterEvent, ClusterObserver,
-    ClusterSettings, Health, IpvtlError, ObserverError, ServerStatus, SimFleet, SimOptions,
+    ActionKind, BatchFilter, BatchSpec, BatchTarget, Cluster, ClusterEvent, ClusterObserver, ClusterSettings,
+    IpvtlError, ObserverError, SimFleet, SimOptions,
 };
 
 fn settings() -> ClusterSettings {
     ClusterSettings {
-        background: false,
-        timeout_ms: 1_500,
-        offline_after: 1,
-        watch_interval_ms: 50,
-        ..ipvtl_ffi::default_settings()
+        background: Some(false),
+        timeout_ms: Some(1_500),
+        offline_after: Some(1),
+        watch_interval_ms: Some(50),
+        ..ClusterSettings::default()
     }
 }
 
@@ -39,15 +41,30 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+fn spec(action: ActionKind) -> BatchSpec {
+    BatchSpec {
+        action,
+        targets: None,
+        filter: None,
+        max_parallel: None,
+        stop_on_failure: None,
+        failure_threshold: None,
+    }
+}
+
 #[test]
 fn every_client_error_maps_to_the_variant_of_its_kind() {
     let report = CoreReport::refused(
-        ActionId(1),
+        None,
         ServerId::from("a"),
         ChannelId::new(1).unwrap(),
         CoreKind::Stop,
         None,
-        ActionError::StopFailed { cause: ipvtl_client::core::PollError::Http { code: 500 } },
+        ActionError::StopFailed { cause: PollError::Http { code: 500 } },
         CoreInstant::ZERO,
     );
     let cases = [
@@ -61,70 +78,180 @@ fn every_client_error_maps_to_the_variant_of_its_kind() {
         ClientError::Busy { server: "a".into(), channel: ChannelId::new(1).unwrap() },
         ClientError::Maintenance("a".into()),
         ClientError::ActionFailed(Box::new(report)),
+        ClientError::Batch(BatchError::NoTargets),
         ClientError::Io { path: "/x".into(), message: "gone".into() },
         ClientError::Closed,
+        ClientError::Internal("no driver".into()),
     ];
     for e in cases {
         let mapped = IpvtlError::from(e.clone());
         assert_eq!(mapped.kind(), e.kind(), "{e:?} -> {mapped:?}");
         assert_eq!(mapped.to_string(), e.to_string(), "the message is the client's");
     }
+    assert!(matches!(IpvtlError::from(ClientError::Internal("x".into())), IpvtlError::Internal(_)));
 }
 
 #[test]
-fn a_status_body_mirrors_into_records() {
-    let status = parse_status(
-        br#"{"channels":[{"state":"running","status":"01:02:03 25fps@2500Kbps"},{"state":"warming","status":""}],"cpu":[10,30]}"#,
-    )
-    .unwrap();
-    let s = ServerStatus::from(&status);
-    assert_eq!(s.cpu_avg, Some(20.0));
-    assert_eq!(s.channels[0].id, 1);
-    assert_eq!(s.channels[0].state, "running");
-    assert_eq!(s.channels[0].stats.map(|st| (st.uptime_s, st.fps, st.kbps)), Some((3723, 25.0, 2500.0)));
-    assert_eq!(s.channels[1].state, "warming", "unknown states pass through verbatim");
-    assert_eq!(s.channels[1].stats, None);
+fn settings_left_out_are_the_clients_defaults_and_given_ones_pass_through() {
+    let sim = sim(1);
+    let plain = Cluster::new(sim.servers(), None).unwrap();
+    let empty = Cluster::new(sim.servers(), Some(ClusterSettings::default())).unwrap();
+    let expected = ClusterSettings::from(&Settings::default());
+    assert_eq!(plain.settings(), expected);
+    assert_eq!(empty.settings(), expected);
+    assert!(expected.timeout_ms.is_some() && expected.background.is_some(), "the running settings are all set");
 
-    let event = Event::ChannelStateChanged {
-        server: "a".into(),
-        channel: ChannelId::new(2).unwrap(),
-        from: CoreState::Running,
-        to: CoreState::Stopping,
-    };
-    assert_eq!(
-        ClusterEvent::from(&event),
-        ClusterEvent::ChannelStateChanged {
-            server_id: "a".into(),
-            channel: 2,
-            from: "running".into(),
-            to: "stopping".into()
-        }
-    );
+    let given = Cluster::new(sim.servers(), Some(settings())).unwrap();
+    let s = given.settings();
+    assert_eq!((s.timeout_ms, s.offline_after, s.background), (Some(1_500), Some(1), Some(false)));
+    assert_eq!(s.interval_ms, expected.interval_ms, "what was not given is the default");
+    assert_eq!(given.client().settings().timeout, Duration::from_millis(1_500));
+
+    let zero = ClusterSettings { concurrency: Some(0), ..ClusterSettings::default() };
+    assert!(matches!(Cluster::new(sim.servers(), Some(zero)), Err(IpvtlError::Settings(_))));
 }
 
 #[test]
-fn channel_zero_in_a_batch_is_refused_before_anything_runs() {
+fn records_carry_the_wire_names_and_values() {
     let sim = sim(1);
     let cluster = Cluster::new(sim.servers(), Some(settings())).unwrap();
-    let spec = BatchSpec {
-        kind: ActionKind::Restart,
-        targets: BatchTargets::Channels { targets: vec![BatchTarget { server_id: sim.ids()[0].clone(), channel: 0 }] },
-        max_parallel: 1,
-        stop_on_failure: false,
-        failure_threshold: None,
+    let id = sim.ids()[0].clone();
+    let before = cluster.snapshot();
+    assert_eq!(before.servers[0].state.health, "unknown");
+    assert_eq!(before.counts.unknown, 1);
+    assert!(before.servers[0].state.channels.is_empty());
+
+    let snap = cluster.poll_blocking().unwrap();
+    let now = unix_now();
+    assert!((snap.taken_at - now).abs() < 5.0, "taken_at is Unix seconds: {} vs {now}", snap.taken_at);
+    assert_eq!((snap.counts.online, snap.counts.offline, snap.counts.unknown), (1, 0, 0));
+    let s = &snap.servers[0];
+    assert_eq!(s.config.id, id);
+    assert_eq!(s.state.health, "online");
+    assert!(s.state.last_ok_at.is_some_and(|t| (t - now).abs() < 5.0), "{:?}", s.state.last_ok_at);
+    assert!(s.state.status_age_ms.is_some() && s.state.latency_ms.is_some());
+    assert_eq!((s.state.error.as_deref(), s.state.error_kind.as_deref()), (None, None));
+    assert_eq!(s.state.channels.len() as u32, sim.channels());
+    for ch in &s.state.channels {
+        assert_eq!(ch.stall, None, "no stall on a healthy server: {ch:?}");
+        if ch.state == "running" {
+            assert!(ch.uptime_s.is_some() && ch.fps.is_some_and(|f| f > 0.0) && ch.kbps.is_some(), "{ch:?}");
+        }
+    }
+    assert!((cluster.now() - now).abs() < 5.0);
+
+    let ch = ChannelId::new(2).unwrap();
+    let events = [
+        (
+            Event::HealthChanged {
+                server: id.as_str().into(),
+                from: CoreHealth::Online,
+                to: CoreHealth::Offline,
+                error: Some(PollError::Http { code: 503 }),
+            },
+            ClusterEvent::HealthChanged {
+                server_id: id.clone(),
+                from: "online".into(),
+                to: "offline".into(),
+                error: Some("server answered HTTP 503".into()),
+                error_kind: Some("http".into()),
+            },
+        ),
+        (
+            Event::ChannelStateChanged {
+                server: id.as_str().into(),
+                channel: ch,
+                from: CoreState::Running,
+                to: CoreState::Stopping,
+            },
+            ClusterEvent::ChannelStateChanged {
+                server_id: id.clone(),
+                channel_id: 2,
+                from: "running".into(),
+                to: "stopping".into(),
+            },
+        ),
+        (
+            Event::ChannelStalled { server: id.as_str().into(), channel: ch, reason: StallReason::UptimeFrozen },
+            ClusterEvent::ChannelStalled { server_id: id.clone(), channel_id: 2, reason: "uptime_frozen".into() },
+        ),
+    ];
+    for (core, want) in events {
+        assert_eq!(ClusterEvent::new(&core, cluster.client().clock()), want);
+    }
+}
+
+#[test]
+fn a_stalled_channel_says_zero_fps_in_its_record_and_its_event() {
+    let sim = SimFleet::with_options(1, SimOptions { initial_running: Some(1.0), ..SimOptions::default() }).unwrap();
+    let id = sim.ids()[0].clone();
+    let cluster = Cluster::new(sim.servers(), Some(settings())).unwrap();
+    cluster.poll_blocking().unwrap();
+    let stream = cluster.subscribe();
+    sim.set_fault(id.clone(), Some("stalled".into())).unwrap();
+    let state = cluster.refresh_blocking(id.clone()).unwrap().state;
+    let running: Vec<_> = state.channels.iter().filter(|c| c.state == "running").collect();
+    assert!(!running.is_empty(), "the simulator runs some channels: {state:?}");
+    for ch in &running {
+        assert_eq!(ch.stall.as_deref(), Some("zero_fps"), "{ch:?}");
+        assert_eq!(ch.fps, Some(0.0));
+    }
+    let mut stalled = Vec::new();
+    while let Some(e) = stream.next_blocking(2_000) {
+        if let ClusterEvent::ChannelStalled { server_id, channel_id, reason } = e {
+            assert_eq!((server_id.as_str(), reason.as_str()), (id.as_str(), "zero_fps"));
+            stalled.push(channel_id);
+        }
+        if stalled.len() == running.len() {
+            break;
+        }
+    }
+    assert_eq!(stalled, running.iter().map(|c| c.id).collect::<Vec<_>>());
+    sim.set_fault(id, None).unwrap();
+}
+
+#[test]
+fn a_batch_spec_is_checked_by_the_core_and_its_errors_name_the_problem() {
+    let sim = sim(1);
+    let id = sim.ids()[0].clone();
+    let cluster = Cluster::new(sim.servers(), Some(settings())).unwrap();
+    cluster.poll_blocking().unwrap();
+    let refused = |spec: BatchSpec| match cluster.plan(spec) {
+        Err(IpvtlError::Batch(m)) => m,
+        other => panic!("not a Batch error: {other:?}"),
     };
-    assert!(matches!(cluster.plan(spec.clone()), Err(IpvtlError::ChannelNotFound(_))));
-    assert!(matches!(cluster.batch_blocking(spec), Err(IpvtlError::ChannelNotFound(_))));
-    let filter = BatchTargets::Filter { filter: BatchFilter { channels: vec![0], ..BatchFilter::default() } };
-    let spec = BatchSpec {
-        kind: ActionKind::Stop,
-        targets: filter,
-        max_parallel: 1,
-        stop_on_failure: false,
-        failure_threshold: None,
+
+    let zero = BatchSpec {
+        targets: Some(vec![BatchTarget { server_id: id.clone(), channel_id: 0 }]),
+        ..spec(ActionKind::Restart)
     };
-    assert!(matches!(cluster.plan(spec), Err(IpvtlError::ChannelNotFound(_))));
-    assert_eq!(sim.total_requests(sim.ids()[0].clone()).unwrap(), 0);
+    assert!(refused(zero.clone()).contains("start at 1"));
+    assert!(matches!(cluster.batch_blocking(zero), Err(IpvtlError::Batch(_))));
+    let filter_zero = BatchSpec {
+        filter: Some(BatchFilter { channels: vec![0], ..BatchFilter::default() }),
+        ..spec(ActionKind::Stop)
+    };
+    assert!(refused(filter_zero).contains("start at 1"));
+    let misspelt = BatchSpec {
+        filter: Some(BatchFilter { states: vec!["runing".into()], ..BatchFilter::default() }),
+        ..spec(ActionKind::Stop)
+    };
+    assert_eq!(
+        refused(misspelt),
+        "batch refused: unknown channel state \"runing\"; valid states: idle, running, stopping"
+    );
+    assert!(refused(spec(ActionKind::Start)).contains("exactly one of"));
+    let both = BatchSpec { targets: Some(vec![]), filter: Some(BatchFilter::default()), ..spec(ActionKind::Start) };
+    assert!(refused(both).contains("exactly one of"));
+    let wide = BatchSpec { filter: Some(BatchFilter::default()), max_parallel: Some(0), ..spec(ActionKind::Start) };
+    assert!(refused(wide).contains("max_parallel"));
+    assert_eq!(sim.total_requests(id.clone()).unwrap(), 1, "only the poll reached the server");
+
+    // Left out, max_parallel and the stop rules are the core's defaults.
+    let all = BatchSpec { filter: Some(BatchFilter::default()), ..spec(ActionKind::Stop) };
+    let plan = cluster.plan(all).unwrap();
+    assert_eq!(plan.len() as u32, sim.channels());
+    assert_eq!((plan[0].server_id.as_str(), plan[0].channel_id), (id.as_str(), 1));
 }
 
 #[derive(Default)]
@@ -152,7 +279,7 @@ fn a_watch_delivers_until_its_handle_is_dropped() {
     let recorder = Arc::new(Recorder::default());
     let handle = cluster.watch(recorder.clone()).unwrap();
     let snap = cluster.poll_blocking().unwrap();
-    assert!(snap.servers.iter().all(|s| s.state.health == Health::Online));
+    assert!(snap.servers.iter().all(|s| s.state.health == "online"));
     wait_until("the sweep's events", || {
         recorder.events.lock().unwrap().iter().any(|e| matches!(e, ClusterEvent::SweepFinished { ok: 2, .. }))
     });
@@ -161,7 +288,7 @@ fn a_watch_delivers_until_its_handle_is_dropped() {
         .lock()
         .unwrap()
         .iter()
-        .filter(|e| matches!(e, ClusterEvent::HealthChanged { to: Health::Online, .. }))
+        .filter(|e| matches!(e, ClusterEvent::HealthChanged { from, to, .. } if from == "unknown" && to == "online"))
         .count();
     assert_eq!(online, 2);
     wait_until("the delivered count", || handle.delivered() as usize == recorder.calls.load(Ordering::SeqCst));

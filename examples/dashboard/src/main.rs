@@ -68,6 +68,10 @@ fn run(o: &Options) -> Result<(), Fatal> {
         }
     };
     let count = servers.len();
+    // No sweep before the state's event pump has subscribed: the first
+    // sweep's events (a channel already stalled, a server already down) go
+    // to the SSE replay and the audit like every later one.
+    let background = std::mem::replace(&mut settings.background, false);
     let cluster = Cluster::new(servers, settings).map_err(|e| Fatal(1, e.to_string()))?;
 
     let audit_path = o.audit_log.clone().unwrap_or_else(|| match o.demo {
@@ -80,6 +84,7 @@ fn run(o: &Options) -> Result<(), Fatal> {
         cluster,
         StateConfig { servers_path, api_key: o.api_key.clone(), audit, cors_origins: o.cors_origins.clone() },
     );
+    state.cluster().set_background(background);
 
     let listener = Async::<TcpListener>::bind(addr).map_err(|e| Fatal(1, format!("cannot listen on {addr}: {e}")))?;
     let local = listener.get_ref().local_addr().map_err(|e| Fatal(1, e.to_string()))?;

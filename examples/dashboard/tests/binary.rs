@@ -170,3 +170,68 @@ fn kill_9_mid_action_leaves_a_readable_audit_log_showing_the_start() {
     assert!(sim.record(&id).unwrap().commands.iter().all(|c| c.action != ipvtl_sim::Action::Start));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `--demo 6` plants a stalled server (sim-0006) before the first poll: its
+/// channels are running at 0 fps from the start. The SSE replay from the
+/// beginning holds a `channel_stalled` per stalled channel, and the fleet
+/// view flags each, so a restart of the dashboard never hides standing
+/// stalls.
+#[test]
+fn channels_stalled_before_the_first_poll_are_reported_and_flagged() {
+    let (child, addr) = spawn(&["--demo", "6", "--listen", "127.0.0.1:0", "--poll-interval", "1"]);
+    let _child = KillOnDrop(child);
+    let mut stalled = Vec::new();
+    for _ in 0..100 {
+        let (code, body) = http(addr, "GET", "/api/fleet");
+        assert_eq!(code, 200, "{body}");
+        let fleet: Value = serde_json::from_str(&body).unwrap();
+        let server = fleet["servers"].as_array().unwrap().iter().find(|s| s["id"] == "sim-0006").cloned().unwrap();
+        stalled = server["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["stall"] == "zero_fps")
+            .map(|c| c["id"].as_u64().unwrap())
+            .collect();
+        if !stalled.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!stalled.is_empty(), "sim-0006 shows stalled channels");
+    // The replay from event 0, read until the stream has sent what it holds.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    write!(s, "GET /api/events HTTP/1.1\r\nHost: {addr}\r\nLast-Event-ID: 0\r\n\r\n").unwrap();
+    let mut text = Vec::new();
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&text);
+    let mut reported: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|d| d["kind"] == "channel_stalled" && d["server_id"] == "sim-0006")
+        .map(|d| {
+            assert_eq!(d["reason"], "zero_fps", "{d}");
+            d["channel_id"].as_u64().unwrap()
+        })
+        .collect();
+    reported.sort();
+    assert_eq!(reported, stalled, "one channel_stalled per stalled channel in the replay:\n{text}");
+}
+
+/// Kills the child when the test ends, also when it fails.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

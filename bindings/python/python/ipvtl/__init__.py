@@ -10,9 +10,12 @@ Blocking and asyncio, over the Rust client (``ipvtl-client``)::
     report = cluster.restart("server-01", 3)          # blocking
     report = await cluster.restart_async("server-01", 3)  # asyncio
 
-Conventions: durations are float seconds; points in time are float seconds
-since the Unix epoch (like ``time.time()``); channels are numbered from 1;
-every model has ``to_dict()`` returning JSON-ready plain types.
+Conventions: every model has ``to_dict()``, the project's wire view (the
+JSON the dashboard serves), and each property is the dict key of the same
+name: durations are integer milliseconds (``*_ms``), points in time are
+float seconds since the Unix epoch (``*_at``, like ``time.time()``).
+Arguments (settings, timeouts) are float seconds, and a setting left out is
+the Rust client's default. Channels are numbered from 1.
 
 Errors derive from :class:`IpvtlError`: :class:`ConfigError`,
 :class:`ServerNotFound`, :class:`ChannelNotFound`, :class:`Busy`,

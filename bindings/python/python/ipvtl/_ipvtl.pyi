@@ -1,7 +1,10 @@
 """Type stubs of the native module ``ipvtl._ipvtl`` (checked by mypy's stubtest).
 
-Durations are float seconds; points in time are float seconds since the Unix
-epoch; channels are numbered from 1.
+Models and their ``to_dict()`` follow the project's wire views
+(``docs/wire-schema.json``): durations are integer milliseconds in ``*_ms``
+names, points in time are float seconds since the Unix epoch in ``*_at``
+names; a property has the name and value of its dict key. Arguments
+(settings, timeouts) are float seconds. Channels are numbered from 1.
 """
 
 import os
@@ -74,14 +77,14 @@ class ChannelNotFound(IpvtlError):
     """Channel 0, or beyond the server's channels. Nothing was sent."""
 
     server_id: str
-    channel: int
+    channel_id: int
     count: Optional[int]
 
 class Busy(IpvtlError):
     """Another action holds the channel. Nothing was sent."""
 
     server_id: str
-    channel: int
+    channel_id: int
 
 class MaintenanceError(IpvtlError):
     """The server is in maintenance: no actions. Nothing was sent."""
@@ -148,11 +151,13 @@ class Channel:
     @property
     def status(self) -> str: ...
     @property
-    def uptime(self) -> Optional[int]: ...
+    def uptime_s(self) -> Optional[int]: ...
     @property
     def fps(self) -> Optional[float]: ...
     @property
     def kbps(self) -> Optional[float]: ...
+    @property
+    def stall(self) -> Optional[Literal["zero_fps", "uptime_frozen"]]: ...
     def to_dict(self) -> dict[str, Any]: ...
 
 @final
@@ -183,17 +188,17 @@ class Server:
     @property
     def stale(self) -> bool: ...
     @property
-    def age(self) -> Optional[float]: ...
+    def status_age_ms(self) -> Optional[int]: ...
     @property
     def error(self) -> Optional[str]: ...
     @property
     def error_kind(self) -> Optional[str]: ...
     @property
-    def last_poll_time(self) -> Optional[float]: ...
+    def last_poll_at(self) -> Optional[float]: ...
     @property
-    def last_ok_time(self) -> Optional[float]: ...
+    def last_ok_at(self) -> Optional[float]: ...
     @property
-    def latency(self) -> Optional[float]: ...
+    def latency_ms(self) -> Optional[int]: ...
     @property
     def consecutive_failures(self) -> int: ...
     @property
@@ -219,28 +224,28 @@ class PhaseReport:
     @property
     def phase(self) -> str: ...
     @property
-    def duration(self) -> float: ...
+    def duration_ms(self) -> int: ...
     def to_dict(self) -> dict[str, Any]: ...
 
 @final
 class ActionReport:
     @property
-    def action_id(self) -> int: ...
+    def action_id(self) -> Optional[int]: ...
     @property
     def ok(self) -> bool: ...
     @property
-    def kind(self) -> Literal["start", "stop", "restart"]: ...
+    def action(self) -> Literal["start", "stop", "restart"]: ...
     @property
     def server_id(self) -> str: ...
     @property
-    def channel(self) -> int: ...
+    def channel_id(self) -> int: ...
     @property
     def batch_id(self) -> Optional[int]: ...
     @property
     def phases(self) -> list[PhaseReport]: ...
-    def phase_duration(self, name: str) -> Optional[float]: ...
+    def phase_duration_ms(self, name: str) -> Optional[int]: ...
     @property
-    def duration(self) -> float: ...
+    def duration_ms(self) -> int: ...
     @property
     def started_at(self) -> float: ...
     @property
@@ -264,7 +269,7 @@ class BatchReport:
     @property
     def batch_id(self) -> int: ...
     @property
-    def kind(self) -> Literal["start", "stop", "restart"]: ...
+    def action(self) -> Literal["start", "stop", "restart"]: ...
     @property
     def ok(self) -> bool: ...
     @property
@@ -274,13 +279,15 @@ class BatchReport:
     @property
     def skipped(self) -> int: ...
     @property
-    def stopped_early(self) -> Optional[str]: ...
+    def stopped_early(self) -> Optional[Literal["first_failure", "threshold"]]: ...
+    @property
+    def stopped_reason(self) -> Optional[str]: ...
     @property
     def started_at(self) -> float: ...
     @property
     def finished_at(self) -> float: ...
     @property
-    def duration(self) -> float: ...
+    def duration_ms(self) -> int: ...
     @property
     def reports(self) -> list[ActionReport]: ...
     def to_dict(self) -> dict[str, Any]: ...
@@ -306,11 +313,11 @@ class Event:
     @property
     def server_id(self) -> Optional[str]: ...
     @property
-    def channel(self) -> Optional[int]: ...
+    def channel_id(self) -> Optional[int]: ...
     @property
-    def old(self) -> Optional[str]: ...
+    def from_(self) -> Optional[str]: ...
     @property
-    def new(self) -> Optional[str]: ...
+    def to(self) -> Optional[str]: ...
     @property
     def error(self) -> Optional[str]: ...
     @property
@@ -328,7 +335,7 @@ class Event:
     @property
     def sweep(self) -> Optional[int]: ...
     @property
-    def duration(self) -> Optional[float]: ...
+    def duration_ms(self) -> Optional[int]: ...
     @property
     def ok(self) -> Union[int, bool, None]: ...
     @property
@@ -359,7 +366,7 @@ class EventStream:
     def __enter__(self) -> Self: ...
     def __exit__(self, *_exc: object) -> None: ...
 
-_Kind = Literal["start", "stop", "restart"]
+_Action = Literal["start", "stop", "restart"]
 
 @final
 class Cluster:
@@ -367,35 +374,35 @@ class Cluster:
         cls,
         servers: Iterable[_ServerEntry],
         *,
-        interval: float = 5.0,
-        timeout: float = 5.0,
-        concurrency: int = 64,
+        interval: Optional[float] = None,
+        timeout: Optional[float] = None,
+        concurrency: Optional[int] = None,
         priority_concurrency: Optional[int] = None,
         backoff_max: Optional[float] = None,
-        offline_after: int = 2,
+        offline_after: Optional[int] = None,
         stop_timeout: Optional[float] = None,
         start_timeout: Optional[float] = None,
         watch_interval: Optional[float] = None,
         body_limit: Optional[int] = None,
-        background: bool = True,
-        event_buffer: int = 4096,
+        background: Optional[bool] = None,
+        event_buffer: Optional[int] = None,
     ) -> Cluster: ...
     @staticmethod
     def from_file(
         path: Union[str, os.PathLike[str]],
         *,
-        interval: float = 5.0,
-        timeout: float = 5.0,
-        concurrency: int = 64,
+        interval: Optional[float] = None,
+        timeout: Optional[float] = None,
+        concurrency: Optional[int] = None,
         priority_concurrency: Optional[int] = None,
         backoff_max: Optional[float] = None,
-        offline_after: int = 2,
+        offline_after: Optional[int] = None,
         stop_timeout: Optional[float] = None,
         start_timeout: Optional[float] = None,
         watch_interval: Optional[float] = None,
         body_limit: Optional[int] = None,
-        background: bool = True,
-        event_buffer: int = 4096,
+        background: Optional[bool] = None,
+        event_buffer: Optional[int] = None,
     ) -> Cluster: ...
     def __len__(self) -> int: ...
     @property
@@ -416,41 +423,41 @@ class Cluster:
     def restart_async(self, id: str, channel: int) -> Awaitable[ActionReport]: ...
     def plan(
         self,
-        kind: _Kind,
+        action: _Action,
         *,
         targets: Optional[Sequence[tuple[str, int]]] = None,
         servers: Optional[Sequence[str]] = None,
         tags: Optional[Sequence[str]] = None,
         states: Optional[Sequence[str]] = None,
         channels: Optional[Sequence[int]] = None,
-        max_parallel: int = 4,
-        stop_on_failure: bool = False,
+        max_parallel: Optional[int] = None,
+        stop_on_failure: Optional[bool] = None,
         failure_threshold: Optional[int] = None,
     ) -> list[tuple[str, int]]: ...
     def batch(
         self,
-        kind: _Kind,
+        action: _Action,
         *,
         targets: Optional[Sequence[tuple[str, int]]] = None,
         servers: Optional[Sequence[str]] = None,
         tags: Optional[Sequence[str]] = None,
         states: Optional[Sequence[str]] = None,
         channels: Optional[Sequence[int]] = None,
-        max_parallel: int = 4,
-        stop_on_failure: bool = False,
+        max_parallel: Optional[int] = None,
+        stop_on_failure: Optional[bool] = None,
         failure_threshold: Optional[int] = None,
     ) -> BatchReport: ...
     def batch_async(
         self,
-        kind: _Kind,
+        action: _Action,
         *,
         targets: Optional[Sequence[tuple[str, int]]] = None,
         servers: Optional[Sequence[str]] = None,
         tags: Optional[Sequence[str]] = None,
         states: Optional[Sequence[str]] = None,
         channels: Optional[Sequence[int]] = None,
-        max_parallel: int = 4,
-        stop_on_failure: bool = False,
+        max_parallel: Optional[int] = None,
+        stop_on_failure: Optional[bool] = None,
         failure_threshold: Optional[int] = None,
     ) -> Awaitable[BatchReport]: ...
     def events(self, buffer: Optional[int] = None) -> EventStream: ...

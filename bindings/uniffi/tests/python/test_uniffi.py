@@ -1,5 +1,6 @@
 """Runs the uniffi-generated Python module `ipvtl_ffi` (not the pyo3 module
-`ipvtl`) against the simulator: sync and asyncio calls, errors, events.
+`ipvtl`) against the simulator: sync and asyncio calls, errors, events, and
+the wire names and values every record carries (SPEC §12).
 
 Usage: python3 test_uniffi.py GENERATED_DIR
 (GENERATED_DIR holds ipvtl_ffi.py and libipvtl_ffi.so, side by side.)
@@ -20,16 +21,13 @@ from ipvtl_ffi import (  # noqa: E402
     BatchFilter,
     BatchSpec,
     BatchTarget,
-    BatchTargets,
     Cluster,
     ClusterEvent,
     ClusterObserver,
-    Health,
+    ClusterSettings,
     IpvtlError,
-    ServerConfig,
     SimFleet,
     SimOptions,
-    default_settings,
     parse_servers,
 )
 
@@ -37,14 +35,16 @@ SIM = SimFleet.with_options(4, SimOptions(stopping_time_ms=300, start_delay_ms=1
 
 
 def settings():
-    s = default_settings()
-    s.background = False
-    s.timeout_ms = 1500
-    s.offline_after = 1
-    s.stop_timeout_ms = 10_000
-    s.start_timeout_ms = 10_000
-    s.watch_interval_ms = 50
-    return s
+    # Only what these tests need; the rest is left out (None) and takes the
+    # client's defaults.
+    return ClusterSettings(
+        background=False,
+        timeout_ms=1500,
+        offline_after=1,
+        stop_timeout_ms=10_000,
+        start_timeout_ms=10_000,
+        watch_interval_ms=50,
+    )
 
 
 def cluster():
@@ -73,17 +73,51 @@ def test_poll_blocking_sees_the_whole_fleet():
     c = cluster()
     assert c.len() == 4
     before = c.snapshot()
-    assert all(s.state.health == Health.UNKNOWN for s in before.servers)
+    assert all(s.state.health == "unknown" and s.state.channels == [] for s in before.servers)
+    assert (before.counts.unknown, before.counts.online) == (4, 0)
     snap = c.poll_blocking()
     assert [s.config.id for s in snap.servers] == SIM.ids()
+    assert (snap.counts.online, snap.counts.offline, snap.counts.error, snap.counts.unknown) == (4, 0, 0, 0)
     for s in snap.servers:
-        assert s.state.health == Health.ONLINE, s
-        assert s.state.error is None and not s.state.stale
-        assert len(s.state.status.channels) == SIM.channels()
-        assert [ch.id for ch in s.state.status.channels] == list(range(1, SIM.channels() + 1))
-        assert s.state.status.cpu_avg is not None
+        assert s.state.health == "online", s
+        assert s.state.error is None and s.state.error_kind is None and not s.state.stale
+        assert len(s.state.channels) == SIM.channels()
+        assert [ch.id for ch in s.state.channels] == list(range(1, SIM.channels() + 1))
+        assert s.state.cpu_avg is not None and len(s.state.cpu) > 0
+        assert s.state.consecutive_failures == 0 and isinstance(s.state.latency_ms, int)
+        for ch in s.state.channels:
+            assert ch.stall is None, ch
+            if ch.state == "running":
+                assert ch.fps > 0 and ch.kbps > 0 and ch.uptime_s >= 0, ch
     one = c.server(SIM.ids()[0])
     assert one.config.host == SIM.servers()[0].host
+    assert one.state.status_age_ms is not None
+
+
+def test_times_are_unix_seconds():
+    c = cluster()
+    snap = c.poll_blocking()
+    now = time.time()
+    assert isinstance(snap.taken_at, float) and abs(snap.taken_at - now) < 5, (snap.taken_at, now)
+    state = snap.servers[0].state
+    assert abs(state.last_ok_at - now) < 5 and abs(state.last_poll_at - now) < 5, state
+    assert abs(c.now() - now) < 5
+    sid = SIM.ids()[1]
+    report = c.restart_blocking(sid, running_channel(sid))
+    assert isinstance(report.action_id, int)
+    assert report.started_at <= report.finished_at and abs(report.finished_at - time.time()) < 5, report
+    # Both times are to the millisecond; their difference is the duration.
+    assert abs(report.duration_ms - (report.finished_at - report.started_at) * 1000) <= 1.5, report
+    assert report.duration_ms >= 250, report
+
+
+def test_settings_left_out_take_the_clients_defaults():
+    plain = Cluster(SIM.servers(), None).settings()
+    assert Cluster(SIM.servers(), ClusterSettings()).settings() == plain
+    assert all(v is not None for v in vars(plain).values()), plain
+    given = Cluster(SIM.servers(), ClusterSettings(timeout_ms=700, concurrency=9)).settings()
+    assert (given.timeout_ms, given.concurrency) == (700, 9)
+    assert given.interval_ms == plain.interval_ms and given.background == plain.background
 
 
 def test_restart_blocking_stops_then_starts_and_ends_running():
@@ -94,7 +128,8 @@ def test_restart_blocking_stops_then_starts_and_ends_running():
     SIM.reset_records()
     report = c.restart_blocking(sid, ch)
     assert report.ok and report.error is None, report
-    assert report.kind == ActionKind.RESTART and report.server_id == sid and report.channel == ch
+    assert report.action == "restart" and report.server_id == sid and report.channel_id == ch, report
+    assert report.batch_id is None and report.error_kind is None and report.cause_kind is None
     assert [p.phase for p in report.phases] == ["stop", "wait_idle", "start", "wait_running"], report.phases
     wait_idle = next(p for p in report.phases if p.phase == "wait_idle")
     assert wait_idle.duration_ms >= 250, "watched the channel go idle rather than sleeping"
@@ -102,7 +137,7 @@ def test_restart_blocking_stops_then_starts_and_ends_running():
     assert SIM.channel_state(sid, ch) == "running"
     assert [(cmd.channel, cmd.action) for cmd in SIM.commands(sid)] == [(ch, "stop"), (ch, "start")]
     state = c.refresh_blocking(sid).state
-    assert state.status.channels[ch - 1].state == "running"
+    assert state.channels[ch - 1].state == "running"
 
 
 def test_errors_map_to_the_flat_enum():
@@ -125,9 +160,7 @@ def test_errors_map_to_the_flat_enum():
     expect(IpvtlError.Config, parse_servers, '[{"id": "a"}]')
     expect(IpvtlError.Io, Cluster.from_file, "/nonexistent/servers.json", None)
     expect(IpvtlError.Simulator, SIM.set_fault, sid, "on-fire")
-    bad = settings()
-    bad.concurrency = 0
-    expect(IpvtlError.Settings, Cluster, SIM.servers(), bad)
+    expect(IpvtlError.Settings, Cluster, SIM.servers(), ClusterSettings(concurrency=0))
 
 
 def test_a_failed_stop_is_action_failed_and_nothing_starts():
@@ -159,11 +192,11 @@ def test_asyncio_poll_restart_and_busy():
     async def main():
         c = cluster()
         snap = await c.poll()
-        assert all(s.state.health == Health.ONLINE for s in snap.servers)
+        assert all(s.state.health == "online" for s in snap.servers)
         sid = SIM.ids()[3]
         ch = running_channel(sid)
         report = await c.restart(sid, ch)
-        assert report.ok and SIM.channel_state(sid, ch) == "running"
+        assert report.ok and report.action == "restart" and SIM.channel_state(sid, ch) == "running"
         try:
             await c.restart("no-such-server", 1)
             raise AssertionError("no error")
@@ -183,7 +216,8 @@ def test_asyncio_poll_restart_and_busy():
         ev = await asyncio.wait_for(stream.next(), 5)
         while isinstance(ev, ClusterEvent.ACTION_FINISHED):
             ev = await asyncio.wait_for(stream.next(), 5)
-        assert isinstance(ev, ClusterEvent.REFRESHED) and ev.server_id == sid and ev.error is None, ev
+        assert isinstance(ev, ClusterEvent.REFRESHED) and ev.server_id == sid, ev
+        assert ev.error is None and ev.error_kind is None, ev
         stream.unsubscribe()
 
     asyncio.run(main())
@@ -226,9 +260,13 @@ def test_observer_receives_events_and_cancel_stops_it():
     assert handle.is_active()
     c.restart_blocking(sid, ch)
     seen = wait_for(rec.events, lambda e: isinstance(e, ClusterEvent.ACTION_FINISHED))
-    assert seen[-1].report.ok and seen[-1].report.channel == ch
-    assert any(isinstance(e, ClusterEvent.ACTION_STARTED) and e.server_id == sid for e in seen), seen
-    changes = [(e._from, e.to) for e in seen if isinstance(e, ClusterEvent.CHANNEL_STATE_CHANGED) and e.channel == ch]
+    assert seen[-1].report.ok and seen[-1].report.channel_id == ch
+    started = [e for e in seen if isinstance(e, ClusterEvent.ACTION_STARTED) and e.server_id == sid]
+    assert [(e.channel_id, e.action) for e in started] == [(ch, "restart")], seen
+    assert started[0].action_id == seen[-1].report.action_id
+    changes = [
+        (e._from, e.to) for e in seen if isinstance(e, ClusterEvent.CHANNEL_STATE_CHANGED) and e.channel_id == ch
+    ]
     assert any(to == "idle" for _, to in changes), changes
     # The count moves once on_event has returned, just after the queue saw it.
     wait_until(lambda: handle.delivered() >= len(seen))
@@ -262,18 +300,61 @@ def test_batch_and_plan():
     c = cluster()
     c.poll_blocking()
     ids = SIM.ids()[:2]
-    spec = BatchSpec(
-        kind=ActionKind.RESTART,
-        targets=BatchTargets.FILTER(filter=BatchFilter(servers=ids, channels=[1])),
-        max_parallel=2,
-    )
+    spec = BatchSpec(action=ActionKind.RESTART, filter=BatchFilter(servers=ids, channels=[1]), max_parallel=2)
     plan = c.plan(spec)
-    assert [(t.server_id, t.channel) for t in plan] == [(i, 1) for i in ids]
+    assert [(t.server_id, t.channel_id) for t in plan] == [(i, 1) for i in ids]
     report = c.batch_blocking(spec)
-    assert report.ok == 2 and report.failed == 0 and len(report.reports) == 2, report
+    assert report.ok is True and report.succeeded == 2 and report.failed == 0 and report.skipped == 0, report
+    assert report.action == "restart" and report.stopped_early is None and len(report.reports) == 2, report
+    assert all(r.batch_id == report.batch_id for r in report.reports)
     assert all(SIM.channel_state(i, 1) == "running" for i in ids)
-    bad = BatchSpec(kind=ActionKind.STOP, targets=BatchTargets.CHANNELS(targets=[]), max_parallel=0)
+    bad = BatchSpec(action=ActionKind.STOP, targets=[], max_parallel=0)
     expect(IpvtlError.Batch, c.plan, bad)
+
+
+def test_a_batch_spec_is_checked_once_by_the_core():
+    c = cluster()
+    c.poll_blocking()
+    sid = SIM.ids()[0]
+    SIM.reset_records()
+    e = expect(IpvtlError.Batch, c.plan, BatchSpec(action=ActionKind.STOP, filter=BatchFilter(states=["runing"])))
+    assert "unknown channel state \"runing\"; valid states: idle, running, stopping" in str(e), str(e)
+    e = expect(IpvtlError.Batch, c.batch_blocking, BatchSpec(action=ActionKind.STOP))
+    assert "exactly one of" in str(e), str(e)
+    zero = BatchSpec(action=ActionKind.RESTART, targets=[BatchTarget(server_id=sid, channel_id=0)])
+    e = expect(IpvtlError.Batch, c.batch_blocking, zero)
+    assert "start at 1" in str(e), str(e)
+    e = expect(IpvtlError.Batch, c.plan, BatchSpec(action=ActionKind.STOP, filter=BatchFilter(), max_parallel=1000))
+    assert "max_parallel" in str(e), str(e)
+    assert SIM.total_requests(sid) == 0, "a refused batch sends nothing"
+    # Left out, everything else takes the core's defaults: a plain filter
+    # plans every channel of the fleet.
+    plan = c.plan(BatchSpec(action=ActionKind.STOP, filter=BatchFilter()))
+    assert len(plan) == 4 * SIM.channels(), plan
+
+
+def test_a_stalled_channel_says_zero_fps():
+    sim = SimFleet.with_options(1, SimOptions(initial_running=1.0))
+    try:
+        sid = sim.ids()[0]
+        c = Cluster(sim.servers(), settings())
+        c.poll_blocking()
+        stream = c.subscribe()
+        sim.set_fault(sid, "stalled")
+        state = c.refresh_blocking(sid).state
+        assert [ch.stall for ch in state.channels] == ["zero_fps"] * sim.channels(), state.channels
+        assert all(ch.state == "running" and ch.fps == 0 for ch in state.channels), state.channels
+        stalled = []
+        while len(stalled) < sim.channels():
+            ev = stream.next_blocking(5000)
+            assert ev is not None, f"only {stalled} stalled"
+            if isinstance(ev, ClusterEvent.CHANNEL_STALLED):
+                assert ev.server_id == sid and ev.reason == "zero_fps", ev
+                stalled.append(ev.channel_id)
+        assert stalled == list(range(1, sim.channels() + 1))
+        stream.unsubscribe()
+    finally:
+        sim.shutdown()
 
 
 def test_a_failed_action_report_names_its_cause():
@@ -283,15 +364,15 @@ def test_a_failed_action_report_names_its_cause():
     SIM.set_fault(rejecting, "reject_commands")
     SIM.set_fault(down, "down")
     try:
-        targets = [BatchTarget(server_id=rejecting, channel=1), BatchTarget(server_id=down, channel=1)]
-        spec = BatchSpec(kind=ActionKind.STOP, targets=BatchTargets.CHANNELS(targets=targets), max_parallel=2)
+        targets = [BatchTarget(server_id=rejecting, channel_id=1), BatchTarget(server_id=down, channel_id=1)]
+        spec = BatchSpec(action=ActionKind.STOP, targets=targets, max_parallel=2)
         report = c.batch_blocking(spec)
-        assert report.failed == 2, report
+        assert report.failed == 2 and report.ok is False, report
         by_id = {r.server_id: r for r in report.reports}
         assert by_id[rejecting].error_kind == "stop_failed"
-        assert (by_id[rejecting].cause.kind, by_id[rejecting].cause.unreachable) == ("http", False)
+        assert by_id[rejecting].cause_kind == "http", by_id[rejecting]
         assert by_id[down].error_kind == "stop_failed"
-        assert by_id[down].cause.unreachable and by_id[down].cause.kind in ("connect", "io"), by_id[down].cause
+        assert by_id[down].cause_kind in ("connect", "io"), by_id[down]
     finally:
         SIM.set_fault(rejecting, None)
         SIM.set_fault(down, None)

@@ -1,6 +1,7 @@
 # The uniffi-generated Ruby bindings (Debian's ruby + ruby-ffi) against the
-# simulator: the synchronous calls, errors, and (since uniffi 0.32's Ruby
-# generator has them) one async method and an observer.
+# simulator: the synchronous calls, errors, the wire names and values of the
+# records, and (since uniffi 0.32's Ruby generator has them) one async method
+# and an observer.
 #
 # Usage: IPVTL_FFI_RUBY_DIR=DIR LD_LIBRARY_PATH=DIR ruby test_uniffi.rb
 # (DIR holds ipvtl_ffi.rb; libipvtl_ffi.so must be on LD_LIBRARY_PATH.)
@@ -16,13 +17,10 @@ SIM = IpvtlFfi::SimFleet.with_options(
 Minitest.after_run { SIM.shutdown }
 
 class UniffiRubyTest < Minitest::Test
+  # Only what the tests need; the fields left out take the client's defaults.
   def settings(**changes)
-    d = IpvtlFfi.default_settings
-    fields = %i[interval_ms timeout_ms concurrency priority_concurrency backoff_max_ms offline_after
-                stop_timeout_ms start_timeout_ms watch_interval_ms body_limit background event_buffer]
-    base = fields.to_h { |f| [f, d.public_send(f)] }
-    base.merge!(background: false, timeout_ms: 1500, offline_after: 1, watch_interval_ms: 50)
-    IpvtlFfi::ClusterSettings.new(**base.merge(changes))
+    IpvtlFfi::ClusterSettings.new(background: false, timeout_ms: 1500, offline_after: 1, watch_interval_ms: 50,
+                                  **changes)
   end
 
   def cluster
@@ -36,13 +34,34 @@ class UniffiRubyTest < Minitest::Test
   def test_poll_blocking_sees_every_server_online
     c = cluster
     assert_equal 3, c.len
+    assert(c.snapshot.servers.all? { |s| s.state.health == 'unknown' })
     snap = c.poll_blocking
     assert_equal SIM.ids, snap.servers.map { |s| s.config.id }
+    assert_equal 3, snap.counts.online
+    assert_in_delta Time.now.to_f, snap.taken_at, 5.0
     snap.servers.each do |s|
-      assert_equal IpvtlFfi::Health::ONLINE, s.state.health
+      assert_equal 'online', s.state.health
       assert_nil s.state.error
-      assert_equal (1..SIM.channels).to_a, s.state.status.channels.map(&:id)
+      assert_nil s.state.error_kind
+      assert_equal (1..SIM.channels).to_a, s.state.channels.map(&:id)
+      assert(s.state.channels.all? { |ch| ch.stall.nil? })
     end
+  end
+
+  def test_settings_left_out_are_the_defaults
+    defaults = IpvtlFfi::Cluster.new(SIM.servers).settings
+    assert_equal defaults.interval_ms, IpvtlFfi::Cluster.new(SIM.servers, IpvtlFfi::ClusterSettings.new).settings.interval_ms
+    refute_nil defaults.interval_ms
+    given = IpvtlFfi::Cluster.new(SIM.servers, settings(timeout_ms: 700)).settings
+    assert_equal [700, defaults.interval_ms], [given.timeout_ms, given.interval_ms]
+  end
+
+  def test_a_misspelt_state_is_refused_naming_the_valid_ones
+    c = cluster
+    spec = IpvtlFfi::BatchSpec.new(action: IpvtlFfi::ActionKind::STOP,
+                                   filter: IpvtlFfi::BatchFilter.new(states: ['runing']))
+    e = assert_raises(IpvtlFfi::IpvtlError::Batch) { c.plan(spec) }
+    assert_includes e.message, 'unknown channel state "runing"; valid states: idle, running, stopping'
   end
 
   def test_restart_blocking_ends_running_after_stop_then_start
@@ -53,11 +72,12 @@ class UniffiRubyTest < Minitest::Test
     SIM.reset_records
     report = c.restart_blocking(id, ch)
     assert report.ok, report.summary
+    assert_equal ['restart', id, ch], [report.action, report.server_id, report.channel_id]
     assert_equal %w[stop wait_idle start wait_running], report.phases.map(&:phase)
     assert_equal 'running', report.final_state
     assert_equal 'running', SIM.channel_state(id, ch)
     assert_equal [[ch, 'stop'], [ch, 'start']], SIM.commands(id).map { |cmd| [cmd.channel, cmd.action] }
-    assert_equal 'running', c.refresh_blocking(id).state.status.channels[ch - 1].state
+    assert_equal 'running', c.refresh_blocking(id).state.channels[ch - 1].state
   end
 
   def test_errors_map_to_ipvtl_error_classes
@@ -72,7 +92,9 @@ class UniffiRubyTest < Minitest::Test
     assert_raises(IpvtlFfi::IpvtlError::ChannelNotFound) { c.stop_blocking(id, 99) }
     assert_equal 0, SIM.total_requests(id), 'refusals send nothing'
     assert_raises(IpvtlFfi::IpvtlError::Config) { IpvtlFfi::Cluster.new(SIM.servers.take(1) * 2) }
-    assert_raises(IpvtlFfi::IpvtlError::Settings) { IpvtlFfi::Cluster.new(SIM.servers, settings(concurrency: 0)) }
+    assert_raises(IpvtlFfi::IpvtlError::Settings) do
+      IpvtlFfi::Cluster.new(SIM.servers, IpvtlFfi::ClusterSettings.new(concurrency: 0))
+    end
     assert_raises(IpvtlFfi::IpvtlError::Simulator) { SIM.set_fault(id, 'on-fire') }
   end
 
@@ -111,7 +133,7 @@ class UniffiRubyTest < Minitest::Test
     assert_equal SIM.ids[0], seen.last.server_id
     assert_nil seen.last.error
     health = seen.find { |e| e.is_a?(IpvtlFfi::ClusterEvent::HEALTH_CHANGED) }
-    assert_equal IpvtlFfi::Health::ONLINE, health&.to, seen.inspect
+    assert_equal %w[unknown online], [health&.from, health&.to], seen.inspect
     handle.cancel
     Timeout.timeout(10) { sleep 0.01 while handle.is_active }
     refute handle.is_active

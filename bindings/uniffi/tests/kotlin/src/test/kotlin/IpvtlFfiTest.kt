@@ -1,5 +1,6 @@
 // The uniffi-generated Kotlin bindings against the simulator: the blocking
-// API, `suspend` calls through runBlocking, errors, and a Kotlin observer.
+// API, `suspend` calls through runBlocking, errors, a Kotlin observer, and
+// the wire names and values the records carry (SPEC §12).
 
 import java.util.concurrent.LinkedBlockingQueue
 import java.util.concurrent.TimeUnit
@@ -18,23 +19,21 @@ import uniffi.ipvtl_ffi.ActionKind
 import uniffi.ipvtl_ffi.BatchFilter
 import uniffi.ipvtl_ffi.BatchSpec
 import uniffi.ipvtl_ffi.BatchTarget
-import uniffi.ipvtl_ffi.BatchTargets
 import uniffi.ipvtl_ffi.Cluster
 import uniffi.ipvtl_ffi.ClusterEvent
 import uniffi.ipvtl_ffi.ClusterObserver
 import uniffi.ipvtl_ffi.ClusterSettings
-import uniffi.ipvtl_ffi.Health
 import uniffi.ipvtl_ffi.IpvtlException
 import uniffi.ipvtl_ffi.SimFleet
 import uniffi.ipvtl_ffi.SimOptions
-import uniffi.ipvtl_ffi.defaultSettings
 
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class IpvtlFfiTest {
     private val sim = SimFleet.withOptions(4u, SimOptions(stoppingTimeMs = 300uL, startDelayMs = 100uL, seed = 7uL))
 
+    // Only what the tests need; the fields left out take the client's defaults.
     private fun settings(): ClusterSettings =
-        defaultSettings().copy(
+        ClusterSettings(
             background = false,
             timeoutMs = 1_500uL,
             offlineAfter = 1u,
@@ -56,16 +55,38 @@ class IpvtlFfiTest {
     fun `blocking poll sees every server online with its channels`() {
         cluster().use { c ->
             assertEquals(4u, c.len())
-            assertTrue(c.snapshot().servers.all { it.state.health == Health.UNKNOWN })
+            assertTrue(c.snapshot().servers.all { it.state.health == "unknown" && it.state.channels.isEmpty() })
             val snap = c.pollBlocking()
             assertEquals(sim.ids(), snap.servers.map { it.config.id })
+            assertEquals(4u, snap.counts.online)
+            assertEquals(0u, snap.counts.unknown + snap.counts.offline + snap.counts.error)
             for (s in snap.servers) {
-                assertEquals(Health.ONLINE, s.state.health, s.toString())
+                assertEquals("online", s.state.health, s.toString())
                 assertNull(s.state.error)
-                val status = s.state.status ?: fail("no status for ${s.config.id}")
-                assertEquals((1u..sim.channels()).toList(), status.channels.map { it.id })
+                assertNull(s.state.errorKind)
+                assertEquals((1u..sim.channels()).toList(), s.state.channels.map { it.id })
+                assertTrue(s.state.channels.all { it.stall == null }, s.toString())
+                assertTrue(s.state.channels.filter { it.state == "running" }.all { (it.fps ?: 0.0) > 0.0 })
             }
         }
+    }
+
+    @Test
+    fun `times are Unix seconds and settings left out are the client's defaults`() {
+        cluster().use { c ->
+            val snap = c.pollBlocking()
+            val now = System.currentTimeMillis() / 1000.0
+            assertTrue(Math.abs(snap.takenAt - now) < 5.0, "takenAt ${snap.takenAt} vs $now")
+            val lastOk = snap.servers[0].state.lastOkAt ?: fail("no lastOkAt")
+            assertTrue(Math.abs(lastOk - now) < 5.0, "lastOkAt $lastOk vs $now")
+            assertTrue(Math.abs(c.now() - now) < 5.0)
+            assertEquals(1_500uL, c.settings().timeoutMs)
+        }
+        val defaults = Cluster(sim.servers()).use { it.settings() }
+        assertEquals(defaults, Cluster(sim.servers(), ClusterSettings()).use { it.settings() })
+        val given = Cluster(sim.servers(), ClusterSettings(timeoutMs = 700uL)).use { it.settings() }
+        assertEquals(700uL, given.timeoutMs)
+        assertEquals(defaults.copy(timeoutMs = 700uL), given, "only what was given changes")
     }
 
     @Test
@@ -77,7 +98,9 @@ class IpvtlFfiTest {
             sim.resetRecords()
             val report = c.restartBlocking(id, ch)
             assertTrue(report.ok, report.summary)
-            assertEquals(ActionKind.RESTART, report.kind)
+            assertEquals("restart", report.action)
+            assertEquals(ch, report.channelId)
+            assertTrue(report.actionId != null && report.startedAt <= report.finishedAt, report.toString())
             assertEquals(listOf("stop", "wait_idle", "start", "wait_running"), report.phases.map { it.phase })
             assertTrue(report.phases.first { it.phase == "wait_idle" }.durationMs >= 250uL)
             assertEquals("running", report.finalState)
@@ -92,12 +115,12 @@ class IpvtlFfiTest {
             val id = sim.ids()[2]
             runBlocking {
                 val snap = c.poll()
-                assertTrue(snap.servers.all { it.state.health == Health.ONLINE })
+                assertTrue(snap.servers.all { it.state.health == "online" })
                 val ch = runningChannel(id)
                 val report = c.restart(id, ch)
                 assertTrue(report.ok, report.summary)
                 assertEquals("running", sim.channelState(id, ch))
-                val after = c.refresh(id).state.status!!.channels[(ch - 1u).toInt()]
+                val after = c.refresh(id).state.channels[(ch - 1u).toInt()]
                 assertEquals("running", after.state)
 
                 sim.resetRecords()
@@ -137,11 +160,13 @@ class IpvtlFfiTest {
                 assertTrue(e.message!!.contains("stop"), e.message)
                 // The report of a failed action names its cause: the server
                 // answered (HTTP 500), it was not unreachable.
-                val spec = BatchSpec(kind = ActionKind.STOP, targets = BatchTargets.Channels(listOf(BatchTarget(id, 1u))))
-                val failed = c.batchBlocking(spec).reports.single()
+                val spec = BatchSpec(action = ActionKind.STOP, targets = listOf(BatchTarget(id, 1u)))
+                val batch = c.batchBlocking(spec)
+                assertFalse(batch.ok)
+                assertEquals(1u, batch.failed)
+                val failed = batch.reports.single()
                 assertEquals("stop_failed", failed.errorKind)
-                assertEquals("http", failed.cause?.kind, failed.toString())
-                assertEquals(false, failed.cause?.unreachable)
+                assertEquals("http", failed.causeKind, failed.toString())
             } finally {
                 sim.setFault(id, null)
             }
@@ -171,8 +196,11 @@ class IpvtlFfiTest {
                 }
                 val finished = seen.last() as ClusterEvent.ActionFinished
                 assertTrue(finished.report.ok)
-                assertTrue(seen.any { it is ClusterEvent.ActionStarted && it.serverId == id && it.channel == ch })
-                val changes = seen.filterIsInstance<ClusterEvent.ChannelStateChanged>().filter { it.channel == ch }
+                val started = seen.filterIsInstance<ClusterEvent.ActionStarted>().single { it.serverId == id }
+                assertEquals(ch, started.channelId)
+                assertEquals("restart", started.action)
+                assertEquals(finished.report.actionId, started.actionId)
+                val changes = seen.filterIsInstance<ClusterEvent.ChannelStateChanged>().filter { it.channelId == ch }
                 assertTrue(changes.any { it.to == "idle" }, changes.toString())
                 assertEquals(0uL, handle.failures())
                 handle.cancel()
@@ -194,14 +222,55 @@ class IpvtlFfiTest {
             c.pollBlocking()
             val ids = sim.ids().take(2)
             val spec = BatchSpec(
-                kind = ActionKind.RESTART,
-                targets = BatchTargets.Filter(BatchFilter(servers = ids, channels = listOf(2u))),
+                action = ActionKind.RESTART,
+                filter = BatchFilter(servers = ids, channels = listOf(2u)),
                 maxParallel = 2u,
             )
-            assertEquals(ids.map { it to 2u }, c.plan(spec).map { it.serverId to it.channel })
+            assertEquals(ids.map { it to 2u }, c.plan(spec).map { it.serverId to it.channelId })
             val report = runBlocking { c.batch(spec) }
-            assertEquals(2u, report.ok, report.toString())
+            assertTrue(report.ok, report.toString())
+            assertEquals(2u, report.succeeded, report.toString())
+            assertEquals("restart", report.action)
+            assertNull(report.stoppedEarly)
             assertTrue(ids.all { sim.channelState(it, 2u) == "running" })
+        }
+    }
+
+    @Test
+    fun `a misspelt state is refused by the core, naming the valid ones`() {
+        cluster().use { c ->
+            c.pollBlocking()
+            sim.resetRecords()
+            val spec = BatchSpec(action = ActionKind.STOP, filter = BatchFilter(states = listOf("runing")))
+            val e = assertThrows(IpvtlException.Batch::class.java) { c.plan(spec) }
+            assertTrue(e.message!!.contains("unknown channel state \"runing\"; valid states: idle, running, stopping"), e.message)
+            assertThrows(IpvtlException.Batch::class.java) { c.batchBlocking(spec) }
+            assertThrows(IpvtlException.Batch::class.java) { c.plan(BatchSpec(action = ActionKind.STOP)) }
+            assertEquals(0uL, sim.ids().sumOf { sim.totalRequests(it) }, "a refused batch sends nothing")
+        }
+    }
+
+    @Test
+    fun `a stalled channel says zero_fps in its record and its event`() {
+        SimFleet.withOptions(1u, SimOptions(initialRunning = 1.0)).use { stalledSim ->
+            Cluster(stalledSim.servers(), settings()).use { c ->
+                val id = stalledSim.ids().single()
+                c.pollBlocking()
+                val stream = c.subscribe()
+                stalledSim.setFault(id, "stalled")
+                val channels = c.refreshBlocking(id).state.channels
+                assertEquals(List(channels.size) { "zero_fps" }, channels.map { it.stall }, channels.toString())
+                assertTrue(channels.all { it.fps == 0.0 }, channels.toString())
+                val stalled = mutableListOf<ClusterEvent.ChannelStalled>()
+                while (stalled.size < channels.size) {
+                    val e = stream.nextBlocking(5_000uL) ?: fail("only $stalled")
+                    if (e is ClusterEvent.ChannelStalled) stalled.add(e)
+                }
+                assertEquals(channels.map { it.id }, stalled.map { it.channelId })
+                assertTrue(stalled.all { it.serverId == id && it.reason == "zero_fps" }, stalled.toString())
+                stream.unsubscribe()
+                stream.close()
+            }
         }
     }
 }
