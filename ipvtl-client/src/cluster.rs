@@ -111,9 +111,11 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
-    /// A cluster over `servers` with the isahc transport.
+    /// A cluster over `servers` with the isahc transport. The first one in
+    /// a process raises its limit of open files (see [`crate::raise_fd_limit`]).
     pub fn new(servers: Vec<ServerConfig>, settings: Settings) -> Result<Self, ClientError> {
         settings.validate()?;
+        crate::limits::raise_fd_limit_once();
         let transport = IsahcTransport::new(&settings.transport_options()).map_err(ClientError::Transport)?;
         Self::with_transport(servers, settings, Arc::new(transport))
     }

@@ -29,6 +29,7 @@ pub mod blocking;
 mod cluster;
 mod dispatch;
 mod error;
+mod limits;
 mod settings;
 mod transport;
 pub mod wire;
@@ -36,6 +37,7 @@ pub mod wire;
 pub use cluster::{load_servers, Cluster, Sleep, SmolClock};
 pub use dispatch::Subscription;
 pub use error::ClientError;
+pub use limits::raise_fd_limit;
 pub use settings::{Settings, SettingsOptions};
 pub use transport::{url, IsahcTransport, TransportOptions, DEFAULT_BODY_LIMIT};
 

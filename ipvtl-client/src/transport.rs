@@ -109,11 +109,40 @@ fn map_error(e: &isahc::Error) -> TransportError {
     use isahc::error::ErrorKind;
     match e.kind() {
         ErrorKind::Timeout => TransportError::Timeout,
-        ErrorKind::ConnectionFailed | ErrorKind::NameResolution => TransportError::Connect(e.to_string()),
+        ErrorKind::ConnectionFailed | ErrorKind::NameResolution => TransportError::Connect(with_fd_shortage(e)),
         ErrorKind::InvalidRequest | ErrorKind::ClientInitialization => TransportError::Invalid(e.to_string()),
         _ if e.is_timeout() => TransportError::Timeout,
-        _ => TransportError::Io(e.to_string()),
+        _ => TransportError::Io(with_fd_shortage(e)),
     }
+}
+
+/// The error's message, plus the reason when the process is out of file
+/// descriptors. curl then says only "failed to connect to the server" (the
+/// OS error of its `socket()` call goes to its verbose log), and isahc does
+/// not pass on the errno; opening a file shows it. Only failed requests
+/// pay for the probe, and it holds no descriptor after it returns.
+fn with_fd_shortage(e: &isahc::Error) -> String {
+    match fd_shortage() {
+        Some(os) => format!("{e} (this process is out of file descriptors: {os})"),
+        None => e.to_string(),
+    }
+}
+
+#[cfg(unix)]
+fn fd_shortage() -> Option<io::Error> {
+    // EMFILE (this process's limit) and ENFILE (the system's) are 24 and 23
+    // on Linux, the BSDs and macOS alike.
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    match std::fs::File::open("/dev/null") {
+        Err(e) if matches!(e.raw_os_error(), Some(ENFILE | EMFILE)) => Some(e),
+        _ => None,
+    }
+}
+
+#[cfg(not(unix))]
+fn fd_shortage() -> Option<io::Error> {
+    None
 }
 
 fn map_io(e: &io::Error) -> TransportError {
