@@ -1,6 +1,14 @@
 //! The guard in front of every route: the API key on mutating requests
 //! (constant-time comparison), a same-origin check against cross-site
 //! requests, and CORS for explicitly allowed origins only.
+//!
+//! Same-origin means the browser's `Origin` names the host it addressed:
+//! the `Host` header, or `X-Forwarded-Host` / `Forwarded: host=` when the
+//! peer is a `--trusted-proxy`, or the `--public-url` the operator gave.
+//! A proxy that rewrites `Host` (nginx's default `$proxy_host`) without any
+//! of these makes the page's own actions look cross-site: the 403 says so.
+
+use std::net::IpAddr;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -8,8 +16,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::options::origin_of;
 use crate::serve::Peer;
-use crate::state::AppState;
+use crate::state::{AppState, StateConfig};
 
 /// Who made a request, as the audit log records it.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -36,10 +45,43 @@ fn is_mutating(m: &Method) -> bool {
     !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The origin this request was addressed to, as a browser would write it.
-fn own_origin(headers: &HeaderMap) -> Option<String> {
-    let host = headers.get(header::HOST)?.to_str().ok()?;
-    Some(format!("http://{host}"))
+/// The host (with port, if any) a browser addressed: the `Host` header, or
+/// what a trusted proxy says it forwarded (`Forwarded: host=`, else
+/// `X-Forwarded-Host`; the first, client-facing entry of either). The second
+/// value says whether a proxy's word was taken.
+fn addressed_host(headers: &HeaderMap, peer: Option<IpAddr>, config: &StateConfig) -> (Option<String>, bool) {
+    let trusted = peer.is_some_and(|ip| config.trusted_proxies.iter().any(|p| p.contains(ip)));
+    if trusted {
+        if let Some(h) = forwarded_host(headers) {
+            return (Some(h), true);
+        }
+    }
+    (headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(|h| h.trim().to_string()), false)
+}
+
+fn forwarded_host(headers: &HeaderMap) -> Option<String> {
+    let first = |name: &str| headers.get(name)?.to_str().ok()?.split(',').next().map(str::trim);
+    let from_forwarded = first("forwarded").and_then(|element| {
+        element.split(';').find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("host").then(|| v.trim().trim_matches('"').to_string())
+        })
+    });
+    from_forwarded.or_else(|| first("x-forwarded-host").map(str::to_string)).filter(|h| !h.is_empty())
+}
+
+/// True when a browser at `origin` addressed `host`: the same host and port
+/// whatever the scheme, since a proxy in front may terminate TLS. A `Host`
+/// without a port matches either scheme's default.
+fn same_site(origin: &str, host: &str) -> bool {
+    let Some(origin) = origin_of(origin, false) else { return false };
+    let Some((scheme, authority)) = origin.split_once("://") else { return false };
+    let host = host.to_ascii_lowercase();
+    if authority == host {
+        return true;
+    }
+    let default = if scheme == "https" { ":443" } else { ":80" };
+    host.strip_suffix(default).is_some_and(|h| h == authority)
 }
 
 pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -63,15 +105,18 @@ pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next:
         return resp;
     }
 
-    let addr = req.extensions().get::<Peer>().map_or_else(|| "local".to_string(), |p| p.0.to_string());
+    let peer = req.extensions().get::<Peer>().map(|p| p.0);
+    let addr = peer.map_or_else(|| "local".to_string(), |p| p.to_string());
     let mut key_used = false;
     if is_mutating(req.method()) {
         // A browser on another site may send simple POSTs here; only our own
         // page and explicitly allowed origins may change anything.
         if let Some(o) = &origin {
-            let same = own_origin(req.headers()).is_some_and(|own| &own == o);
+            let public = config.public_origin.as_ref().is_some_and(|p| origin_of(o, false).as_ref() == Some(p));
+            let (host, forwarded) = addressed_host(req.headers(), peer.map(|p| p.ip()), config);
+            let same = public || host.as_deref().is_some_and(|h| same_site(o, h));
             if !same && allowed.is_none() {
-                return ApiError::new(StatusCode::FORBIDDEN, format!("origin {o} is not allowed")).into_response();
+                return cross_site(o, host.as_deref(), forwarded);
             }
         }
         if let Some(key) = &config.api_key {
@@ -91,6 +136,25 @@ pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next:
     resp
 }
 
+/// 403 for a mutating request from an origin that is neither ours nor
+/// allowed, saying how to allow it when it is ours behind a proxy.
+fn cross_site(origin: &str, host: Option<&str>, forwarded: bool) -> Response {
+    let to = match (host, forwarded) {
+        (Some(h), true) => format!("addressed to {h} (as forwarded by a trusted proxy)"),
+        (Some(h), false) => format!("addressed to {h} (the Host header)"),
+        (None, _) => "addressed to no host (no Host header)".to_string(),
+    };
+    let detail = format!(
+        "origin {origin} is not allowed: this request was {to}, so it looks cross-site. \
+         If browsers reach the dashboard at {origin} through a reverse proxy that rewrites Host, \
+         start it with --public-url {origin} (or IPVTL_PUBLIC_URL), or allow that origin with \
+         --cors-origin {origin}; or have the proxy forward the browser's Host \
+         (nginx: proxy_set_header Host $host), or send X-Forwarded-Host from an address given \
+         with --trusted-proxy"
+    );
+    ApiError::new(StatusCode::FORBIDDEN, detail).into_response()
+}
+
 fn unauthorized(detail: &str) -> Response {
     let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, detail).into_response();
     resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey header=\"X-API-Key\""));
@@ -106,7 +170,41 @@ fn cors_headers(h: &mut HeaderMap, origin: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::same_secret;
+    use super::{forwarded_host, same_secret, same_site};
+    use axum::http::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn an_origin_is_same_site_with_the_host_it_addressed_whatever_the_scheme() {
+        assert!(same_site("http://127.0.0.1:8000", "127.0.0.1:8000"));
+        assert!(same_site("https://ops.example", "ops.example"), "TLS ended at a proxy");
+        assert!(same_site("https://ops.example", "ops.example:443"));
+        assert!(same_site("http://ops.example", "OPS.example:80"));
+        assert!(same_site("https://ops.example:8443", "ops.example:8443"));
+        assert!(!same_site("https://ops.example", "ops.example:8000"));
+        assert!(!same_site("https://ops.example:8000", "ops.example"));
+        assert!(!same_site("https://evil.example", "ops.example"));
+        assert!(!same_site("https://ops.example.evil.example", "ops.example"));
+        assert!(!same_site("null", "ops.example"));
+        assert!(!same_site("https://ops.example", ""));
+    }
+
+    #[test]
+    fn forwarded_hosts_take_the_client_facing_entry() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let h = headers(&[("x-forwarded-host", "ops.example, inner.local")]);
+        assert_eq!(forwarded_host(&h).as_deref(), Some("ops.example"));
+        let h = headers(&[("forwarded", "for=192.0.2.1;Host=\"ops.example:8443\";proto=https, host=inner")]);
+        assert_eq!(forwarded_host(&h).as_deref(), Some("ops.example:8443"));
+        let h = headers(&[("forwarded", "for=192.0.2.1"), ("x-forwarded-host", "ops.example")]);
+        assert_eq!(forwarded_host(&h).as_deref(), Some("ops.example"));
+        assert_eq!(forwarded_host(&headers(&[("x-forwarded-host", "")])), None);
+    }
 
     #[test]
     fn secrets_compare_whole() {

@@ -17,6 +17,7 @@ use smol::{Async, Executor};
 struct Fatal(u8, String);
 
 fn main() -> ExitCode {
+    let _ = ipvtl_client::raise_fd_limit(); // before anything opens a file: fleets of thousands need > 1 024
     let command = match options::parse(std::env::args().skip(1), |k| std::env::var(k).ok()) {
         Ok(c) => c,
         Err(e) => {
@@ -82,7 +83,14 @@ fn run(o: &Options) -> Result<(), Fatal> {
         .map_err(|e| Fatal(1, format!("cannot open the audit log {}: {e}", audit_path.display())))?;
     let state = AppState::new(
         cluster,
-        StateConfig { servers_path, api_key: o.api_key.clone(), audit, cors_origins: o.cors_origins.clone() },
+        StateConfig {
+            servers_path,
+            api_key: o.api_key.clone(),
+            audit,
+            cors_origins: o.cors_origins.clone(),
+            public_origin: o.public_origin.clone(),
+            trusted_proxies: o.trusted_proxies.clone(),
+        },
     );
     state.cluster().set_background(background);
 

@@ -1,7 +1,8 @@
 //! Command-line flags with the original tool's environment variables as
 //! fallbacks (a flag wins over the environment).
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,6 +29,11 @@ options (environment fallback in brackets):
   --channel-stop-timeout S    bound from stop until idle [IPVTL_CHANNEL_STOP_TIMEOUT] (30)
   --channel-start-timeout S   bound from start until running [IPVTL_CHANNEL_START_TIMEOUT] (30)
   --cors-origin ORIGIN        allow this exact origin to call the API (repeatable)
+  --public-url URL            the address browsers use to reach the dashboard, when a
+                              reverse proxy rewrites Host (e.g. https://ops.example) [IPVTL_PUBLIC_URL]
+  --trusted-proxy ADDR        believe X-Forwarded-Host / Forwarded: host= from this proxy
+                              address or network, e.g. 10.0.0.5 or 10.0.0.0/8 (repeatable)
+                              [IPVTL_TRUSTED_PROXIES, comma-separated]
   --allow-unauthenticated     serve a non-loopback address without an API key
   --demo [N]                  serve an in-process simulated fleet of N servers (20)
   -h, --help                  this text
@@ -57,6 +63,10 @@ pub struct Options {
     pub start_timeout: Option<Duration>,
     /// Origins allowed for CORS.
     pub cors_origins: Vec<String>,
+    /// The origin browsers use to reach the dashboard (from `--public-url`).
+    pub public_origin: Option<String>,
+    /// Proxies whose `X-Forwarded-Host` / `Forwarded: host=` is believed.
+    pub trusted_proxies: Vec<TrustedProxy>,
     /// Serve a non-loopback address without a key.
     pub allow_unauthenticated: bool,
     /// Serve a simulated fleet of this many servers.
@@ -80,6 +90,121 @@ fn seconds(name: &str, s: &str) -> Result<Duration, String> {
         return Err(format!("{name}: {s} must be more than 0 and at most 86400 seconds"));
     }
     Ok(Duration::from_secs_f64(v))
+}
+
+/// The origin of an `http(s)://` URL as a browser writes it in `Origin`:
+/// scheme and host lower-cased, the scheme's default port dropped; with
+/// `path_ok`, a path after the authority is allowed and ignored.
+pub fn origin_of(url: &str, path_ok: bool) -> Option<String> {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => "80",
+        "https" => "443",
+        _ => return None,
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if !(path_ok || tail.is_empty() || tail == "/") || tail.starts_with(['?', '#']) {
+        return None;
+    }
+    let bad = |c: char| c.is_whitespace() || c.is_control() || matches!(c, '@' | '\\' | '*' | ',');
+    if authority.is_empty() || authority.contains(bad) {
+        return None;
+    }
+    let authority = authority.to_ascii_lowercase();
+    let authority = match authority.rsplit_once(':') {
+        // Not the inside of an IPv6 literal such as [::1].
+        Some((host, port)) if !port.contains(']') => {
+            if host.is_empty() || port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            if port == default_port {
+                host.to_string()
+            } else {
+                authority.clone()
+            }
+        }
+        _ => authority,
+    };
+    Some(format!("{scheme}://{authority}"))
+}
+
+/// A proxy address (`10.0.0.5`) or network (`10.0.0.0/8`, `fd00::/8`)
+/// whose forwarded-host headers the same-origin check believes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrustedProxy {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl TrustedProxy {
+    /// Parses `ADDR` or `ADDR/PREFIX`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let net: IpAddr = addr
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or network like 10.0.0.5 or 10.0.0.0/8"))?;
+        let net = net.to_canonical();
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= max)
+                .ok_or_else(|| format!("{s:?}: the prefix length must be a number from 0 to {max}"))?,
+        };
+        Ok(TrustedProxy { net, prefix })
+    }
+
+    /// True when `ip` is this address or inside this network (an IPv4
+    /// peer seen as `::ffff:a.b.c.d` counts as `a.b.c.d`).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |a: IpAddr| -> u128 {
+            match a {
+                IpAddr::V4(v4) => u128::from(u32::from(v4)) << 96,
+                IpAddr::V6(v6) => u128::from(v6),
+            }
+        };
+        let ip = ip.to_canonical();
+        if ip.is_ipv4() != self.net.is_ipv4() {
+            return false;
+        }
+        let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+        bits(ip) & mask == bits(self.net) & mask
+    }
+}
+
+impl fmt::Display for TrustedProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let max = if self.net.is_ipv4() { 32 } else { 128 };
+        if self.prefix == max {
+            write!(f, "{}", self.net)
+        } else {
+            write!(f, "{}/{}", self.net, self.prefix)
+        }
+    }
+}
+
+fn public_origin(name: &str, url: &str) -> Result<String, String> {
+    origin_of(url, true).ok_or_else(|| {
+        format!("{name}: {url:?} must be the URL browsers use to reach the dashboard, like https://ops.example")
+    })
+}
+
+fn proxies(name: &str, list: &str) -> Result<Vec<TrustedProxy>, String> {
+    list.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| TrustedProxy::parse(s).map_err(|e| format!("{name}: {e}")))
+        .collect()
 }
 
 fn count(name: &str, s: &str) -> Result<usize, String> {
@@ -110,9 +235,16 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
             .map(|v| seconds("IPVTL_CHANNEL_START_TIMEOUT", &v))
             .transpose()?,
         cors_origins: Vec::new(),
+        public_origin: env("IPVTL_PUBLIC_URL").map(|v| public_origin("IPVTL_PUBLIC_URL", &v)).transpose()?,
+        trusted_proxies: env("IPVTL_TRUSTED_PROXIES")
+            .map(|v| proxies("IPVTL_TRUSTED_PROXIES", &v))
+            .transpose()?
+            .unwrap_or_default(),
         allow_unauthenticated: false,
         demo: None,
     };
+    // Repeated flags replace the environment's list rather than add to it.
+    let mut flag_proxies: Option<Vec<TrustedProxy>> = None;
     let mut args = args.into_iter().peekable();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -145,10 +277,16 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
             }
             "--cors-origin" => {
                 let origin = value("--cors-origin")?;
-                if origin == "*" || !(origin.starts_with("http://") || origin.starts_with("https://")) {
-                    return Err(format!("--cors-origin: {origin:?} must be an exact origin like https://ops.example"));
-                }
-                o.cors_origins.push(origin.trim_end_matches('/').to_string());
+                let exact = origin_of(&origin, false).ok_or_else(|| {
+                    format!("--cors-origin: {origin:?} must be an exact origin like https://ops.example")
+                })?;
+                o.cors_origins.push(exact);
+            }
+            "--public-url" => o.public_origin = Some(public_origin("--public-url", &value("--public-url")?)?),
+            "--trusted-proxy" => {
+                let proxy =
+                    TrustedProxy::parse(&value("--trusted-proxy")?).map_err(|e| format!("--trusted-proxy: {e}"))?;
+                flag_proxies.get_or_insert_with(Vec::new).push(proxy);
             }
             "--allow-unauthenticated" => o.allow_unauthenticated = true,
             "--demo" => {
@@ -166,6 +304,9 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
             }
             other => return Err(format!("unknown option {other:?} (see --help)")),
         }
+    }
+    if let Some(list) = flag_proxies {
+        o.trusted_proxies = list;
     }
     Ok(Command::Run(Box::new(o)))
 }
@@ -248,6 +389,59 @@ mod tests {
         assert!(run(&["--cors-origin", "*"], &[]).is_err());
         assert!(run(&["--frobnicate"], &[]).unwrap_err().contains("--frobnicate"));
         assert!(run(&["--listen"], &[]).is_err());
+    }
+
+    #[test]
+    fn origins_are_written_as_browsers_send_them() {
+        assert_eq!(origin_of("https://Ops.Example:443/", false).as_deref(), Some("https://ops.example"));
+        assert_eq!(origin_of("http://10.0.0.1:8000", false).as_deref(), Some("http://10.0.0.1:8000"));
+        assert_eq!(origin_of("http://[::1]:80", false).as_deref(), Some("http://[::1]"));
+        assert_eq!(origin_of("https://ops.example/ipvtl/", true).as_deref(), Some("https://ops.example"));
+        for bad in ["*", "ops.example", "ftp://ops.example", "https://", "https://a@b", "https://a:x", "https://a b"] {
+            assert_eq!(origin_of(bad, true), None, "{bad:?}");
+        }
+        assert_eq!(origin_of("https://ops.example/ipvtl", false), None, "an origin has no path");
+        let o = run(&["--cors-origin", "https://Ops.Example:443/"], &[]).unwrap();
+        assert_eq!(o.cors_origins, ["https://ops.example"]);
+    }
+
+    #[test]
+    fn public_url_and_trusted_proxies_from_flags_or_environment() {
+        let o = run(
+            &[],
+            &[("IPVTL_PUBLIC_URL", "https://ops.example/dash/"), ("IPVTL_TRUSTED_PROXIES", "10.0.0.5, fd00::/8")],
+        )
+        .unwrap();
+        assert_eq!(o.public_origin.as_deref(), Some("https://ops.example"));
+        assert_eq!(o.trusted_proxies.len(), 2);
+        assert_eq!(o.trusted_proxies[0].to_string(), "10.0.0.5");
+        assert_eq!(o.trusted_proxies[1].to_string(), "fd00::/8");
+        let o = run(
+            &["--public-url", "http://dash:9000", "--trusted-proxy", "127.0.0.1", "--trusted-proxy=10.0.0.0/8"],
+            &[("IPVTL_PUBLIC_URL", "https://ops.example"), ("IPVTL_TRUSTED_PROXIES", "192.0.2.1")],
+        )
+        .unwrap();
+        assert_eq!(o.public_origin.as_deref(), Some("http://dash:9000"), "a flag wins over the environment");
+        let listed: Vec<String> = o.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(listed, ["127.0.0.1", "10.0.0.0/8"], "flags replace the environment's list");
+        assert!(run(&["--public-url", "ops.example"], &[]).unwrap_err().contains("--public-url"));
+        assert!(run(&["--trusted-proxy", "proxy.local"], &[]).unwrap_err().contains("--trusted-proxy"));
+        assert!(run(&["--trusted-proxy", "10.0.0.0/33"], &[]).is_err());
+        assert!(run(&[], &[("IPVTL_TRUSTED_PROXIES", "10.0.0.1,nope")]).unwrap_err().contains("IPVTL_TRUSTED_PROXIES"));
+    }
+
+    #[test]
+    fn trusted_proxies_match_addresses_and_networks() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let one = TrustedProxy::parse("127.0.0.1").unwrap();
+        assert!(one.contains(ip("127.0.0.1")));
+        assert!(one.contains(ip("::ffff:127.0.0.1")), "an IPv4 peer on a dual-stack socket");
+        assert!(!one.contains(ip("127.0.0.2")));
+        let net = TrustedProxy::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains(ip("10.200.3.4")) && !net.contains(ip("11.0.0.1")) && !net.contains(ip("::1")));
+        let v6 = TrustedProxy::parse("[fd00::]/8").unwrap();
+        assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")) && !v6.contains(ip("10.0.0.1")));
+        assert!(TrustedProxy::parse("0.0.0.0/0").unwrap().contains(ip("203.0.113.9")));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The event pump: one thread that follows the cluster's events and keeps
 //! the dashboard's derived state current: SSE fan-out, the cached
-//! `/api/servers` body (rebuilt at most every [`MIN_REBUILD`]), history,
-//! metrics, batch progress, and audit entries of batch actions.
+//! `/api/servers` body (rebuilt at most every [`MIN_REBUILD`] after events;
+//! a change made through the API is also rebuilt by the next request that
+//! reads it, see [`crate::cache`]), history, metrics, batch progress, and
+//! audit entries of batch actions.
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -10,7 +12,7 @@ use ipvtl_client::wire::{ActionReportView, BatchReportView, EventView, Wall};
 use ipvtl_client::{Event, Subscription};
 
 use crate::audit::AuditEvent;
-use crate::state::{render_servers, Inner};
+use crate::state::Inner;
 use crate::timefmt::unix_ms;
 
 /// Shortest time between two rebuilds of the `/api/servers` body.
@@ -63,7 +65,9 @@ async fn run(state: Weak<Inner>, events: Subscription, nudged: smol::channel::Re
                 }
                 dirty = true;
             }
-            Wake::Nudge => dirty = true,
+            // A handler marked the body stale; a request may have rebuilt it
+            // already.
+            Wake::Nudge => dirty |= inner.cache.is_stale(&inner.cache.get()),
             Wake::Timer => {}
         }
         if dirty && last_rebuild.elapsed() >= MIN_REBUILD {
@@ -75,11 +79,10 @@ async fn run(state: Weak<Inner>, events: Subscription, nudged: smol::channel::Re
 }
 
 fn rebuild(inner: &Inner) {
-    let fleet = inner.cluster.snapshot();
+    let fleet = inner.rebuild_servers();
     let clock = *inner.cluster.clock();
     let latencies = inner.history.record(&fleet, |t| unix_ms(clock.to_system_time(t)));
     inner.metrics.latencies(&latencies);
-    inner.cache.replace(render_servers(&inner.cluster, &fleet));
 }
 
 fn handle(inner: &Inner, e: &Event) {

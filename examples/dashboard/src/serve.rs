@@ -17,7 +17,11 @@ use tower::ServiceExt;
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
 
-/// Time a client gets to send its request headers.
+/// Time a client gets to send its request headers, counted from the
+/// accept (a client that never sends a byte) or from the end of the last
+/// answer on a kept-alive connection; then the connection is closed, so a
+/// slow or idle client holds a task and a descriptor this long at most
+/// (`tests/hostile.rs` checks all three).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts connections on `listener` forever and serves `app` on each, as

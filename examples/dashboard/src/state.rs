@@ -4,12 +4,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use ipvtl_client::core::ActionProgress;
 use ipvtl_client::wire::{ActionProgressView, ServerView, Wall};
 use ipvtl_client::{Cluster, FleetSnapshot};
 
 use crate::audit::AuditLog;
 use crate::batch::Batches;
-use crate::cache::ServersCache;
+use crate::cache::{CachedBody, ServersCache};
 use crate::events::EventHub;
 use crate::history::History;
 use crate::legacy::{actions_by_channel, LegacyServer};
@@ -27,6 +28,12 @@ pub struct StateConfig {
     pub audit: AuditLog,
     /// Origins allowed to call the API from another site (exact match).
     pub cors_origins: Vec<String>,
+    /// The origin browsers use to reach the dashboard when a reverse proxy
+    /// rewrites `Host` (`--public-url`): same-origin, not cross-site.
+    pub public_origin: Option<String>,
+    /// Peers whose `X-Forwarded-Host` / `Forwarded: host=` names the host
+    /// browsers addressed (`--trusted-proxy`).
+    pub trusted_proxies: Vec<crate::options::TrustedProxy>,
 }
 
 impl Default for StateConfig {
@@ -36,6 +43,8 @@ impl Default for StateConfig {
             api_key: None,
             audit: AuditLog::open(None).expect("an in-memory audit log cannot fail"),
             cors_origins: Vec::new(),
+            public_origin: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -76,7 +85,7 @@ impl AppState {
         // The pump must not lose events (batch progress, audit) when the
         // first sweep of a large fleet reports every server at once.
         let events = cluster.subscribe_with_buffer(PUMP_BUFFER);
-        let cache = ServersCache::new(render_servers(&cluster, &cluster.snapshot()));
+        let cache = ServersCache::new(render_servers(&cluster, &ServersSnapshot::take(&cluster)));
         let inner = Arc::new(Inner {
             cluster,
             config,
@@ -106,17 +115,50 @@ impl AppState {
         self.inner.cache.rebuilds()
     }
 
-    /// Asks for the `/api/servers` body to be rebuilt (after a change that
-    /// raises no event, such as maintenance or reload).
+    /// Says the fleet has just changed through this dashboard (reload,
+    /// maintenance, refresh, an action): call it after the change and before
+    /// answering. No `GET /api/servers` that starts after this returns is
+    /// served a body built before it (the request rebuilds it if the event
+    /// pump, nudged here, has not yet).
     pub fn invalidate(&self) {
+        self.inner.cache.mark_changed();
         let _ = self.inner.nudge.try_send(());
+    }
+
+    /// The `/api/servers` body, rebuilt first if a change made since it was
+    /// built is not in it. Blocks while rebuilding: call it off the executor.
+    pub(crate) fn servers_body(&self) -> Arc<CachedBody> {
+        let cluster = &self.inner.cluster;
+        self.inner.cache.fresh(|| ServersSnapshot::take(cluster), |s| render_servers(cluster, s))
+    }
+}
+
+impl Inner {
+    /// Rebuilds the `/api/servers` body now (kept only if nothing newer was
+    /// installed meanwhile) and returns the fleet it was built from.
+    pub(crate) fn rebuild_servers(&self) -> FleetSnapshot {
+        let cluster = &self.cluster;
+        self.cache.rebuild(|| ServersSnapshot::take(cluster), |s| render_servers(cluster, s)).fleet
+    }
+}
+
+/// What the `/api/servers` body is built from, taken at one moment.
+pub(crate) struct ServersSnapshot {
+    fleet: FleetSnapshot,
+    actions: Vec<ActionProgress>,
+}
+
+impl ServersSnapshot {
+    fn take(cluster: &Cluster) -> Self {
+        ServersSnapshot { fleet: cluster.snapshot(), actions: cluster.actions() }
     }
 }
 
 /// Serializes the fleet in the original tool's shape.
-pub(crate) fn render_servers(cluster: &Cluster, fleet: &FleetSnapshot) -> Bytes {
+fn render_servers(cluster: &Cluster, s: &ServersSnapshot) -> Bytes {
     let wall = Wall(cluster.clock());
-    let actions = actions_by_channel(cluster.actions().iter().map(ActionProgressView::from));
+    let fleet = &s.fleet;
+    let actions = actions_by_channel(s.actions.iter().map(ActionProgressView::from));
     let views: Vec<ServerView> = fleet.servers.iter().map(|s| ServerView::new(s, fleet.taken_at, wall)).collect();
     let legacy: Vec<LegacyServer<'_>> = views.iter().map(|v| LegacyServer::new(v, &actions)).collect();
     Bytes::from(serde_json::to_vec(&legacy).unwrap_or_else(|_| b"[]".to_vec()))

@@ -42,11 +42,15 @@ pub(super) async fn channel_action(
             return Err(ApiError::from_client(&e));
         }
     };
+    // Under way: the list shows it on its channel.
+    st.invalidate();
     // Await on a task of its own, so the outcome is audited even if the
     // client goes away before the action ends.
     let audit_state = st.clone();
     let result = smol::spawn(async move {
         let result = pending.await;
+        // Over: the list shows the channel as the action left it.
+        audit_state.invalidate();
         let wall = Wall(audit_state.cluster().clock());
         let event = match &result {
             Ok(r) => AuditEvent::ActionFinished { outcome: "ok", report: ActionReportView::new(r, wall) },

@@ -60,6 +60,8 @@ pub(super) async fn submit(
     audit_now(&st, &requested.by(who.clone()))?;
     let (id, done) = cluster.submit_batch(spec.clone()).map_err(|e| ApiError::from_client(&e))?;
     st.inner.batches.insert(id.0, spec.kind, plan.len(), who);
+    // Its first actions are under way: the list shows them.
+    st.invalidate();
     // Progress and the report arrive as events; nobody needs this future.
     drop(done);
     answer.batch_id = Some(id.0);

@@ -21,9 +21,15 @@ use crate::state::AppState;
 use crate::timefmt::iso_from_ms;
 
 /// `GET /api/servers`: the original tool's list, served from the cached
-/// body (rebuilt by the event pump, and at once after a change made here).
+/// body. The event pump rebuilds it after polls; after a change made through
+/// the API ([`AppState::invalidate`]) the first request rebuilds it if the
+/// pump has not yet, so a client always reads what it just did.
 pub(super) async fn list(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let cached = st.inner.cache.get();
+    let mut cached = st.inner.cache.get();
+    if st.inner.cache.is_stale(&cached) {
+        let st = st.clone();
+        cached = smol::unblock(move || st.servers_body()).await;
+    }
     let etag = format!("\"{}\"", cached.generation);
     let mut resp = if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
         StatusCode::NOT_MODIFIED.into_response()
@@ -113,6 +119,7 @@ pub(super) async fn history_all(State(st): State<AppState>, Query(q): Query<Poin
 pub(super) async fn refresh(State(st): State<AppState>, p: Result<Path<String>, PathRejection>) -> ApiResult {
     let id = path(p)?;
     st.cluster().refresh(&id).await.map_err(|e| ApiError::from_client(&e))?;
+    st.invalidate();
     one_server(&st, &id, false)
 }
 

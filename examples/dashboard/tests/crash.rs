@@ -1,0 +1,185 @@
+//! Crashes around the dashboard, against the real binary over a real
+//! socket: `kill -9` in the middle of a batch leaves an audit log that
+//! reads whole and shows the batch, and a `servers.json` torn at any byte
+//! (an editor or a deploy dying mid-write) never replaces the live
+//! configuration.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::process::Dashboard;
+use ipvtl_sim::{Action, JsonForm, SimConfig, SimFleet};
+use serde_json::{json, Value};
+
+/// (server, channel) of every stop the simulator received.
+fn stops(sim: &SimFleet) -> BTreeSet<(String, u64)> {
+    sim.ids()
+        .into_iter()
+        .flat_map(|id| {
+            let record = sim.record(&id).expect("a simulated server");
+            record
+                .commands
+                .iter()
+                .filter(|c| c.action == Action::Stop)
+                .map(|c| (id.clone(), u64::from(c.channel)))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn audit_lines(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // While the dashboard runs, only whole lines count.
+    text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+#[test]
+fn kill_9_mid_batch_leaves_a_readable_audit_log_with_the_batch() {
+    // Channels all running; a stop takes a minute: the batch stays in its
+    // first actions until the dashboard is killed.
+    let sim = SimFleet::start(
+        SimConfig::new(3)
+            .with_initial_running(1.0)
+            .with_stopping_time(Duration::from_secs(60))
+            .with_start_delay(Duration::from_millis(100)),
+    )
+    .expect("simulator starts");
+    let dir = common::temp_dir("kill9-batch");
+    let path = dir.join("servers.json");
+    let audit = dir.join("audit.jsonl");
+    sim.write_servers_json(&path, JsonForm::Object).unwrap();
+    let mut d = Dashboard::spawn(&[
+        "--servers",
+        path.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--audit-log",
+        audit.to_str().unwrap(),
+        "--channel-stop-timeout",
+        "600",
+    ]);
+    common::wait_until("the first sweep is listed", || {
+        let (_, list) = d.get("/api/servers");
+        list.as_array().is_some_and(|l| l.iter().all(|s| s["state"]["status"] == "online"))
+    });
+    sim.reset_records();
+
+    let body = json!({"action": "restart", "filter": {"channels": [1, 2]}, "max_parallel": 2});
+    let (code, started) = d.post_json("/api/batch", &body);
+    assert_eq!(code, 202, "{started}");
+    assert_eq!(started["count"], 6, "{started}");
+    let batch = started["batch_id"].as_u64().expect("a batch id");
+    common::wait_until("two actions are under way and audited", || {
+        stops(&sim).len() == 2 && audit_lines(&audit).iter().filter(|e| e["event"] == "action_started").count() == 2
+    });
+    let (_, entry) = d.get(&format!("/api/batches/{batch}"));
+    assert_eq!(entry["state"], "running", "{entry}");
+    d.kill(); // SIGKILL
+    let stopped = stops(&sim);
+
+    let text = std::fs::read_to_string(&audit).expect("the audit log exists");
+    assert!(text.ends_with('\n'), "no torn last line: {text:?}");
+    let entries: Vec<Value> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("line {} is not JSON ({e}): {l:?}", i + 1)))
+        .collect();
+    let requested = entries
+        .iter()
+        .position(|e| e["event"] == "batch_requested")
+        .unwrap_or_else(|| panic!("the batch request is recorded: {entries:?}"));
+    let request = &entries[requested];
+    assert_eq!(request["action"], "restart");
+    assert_eq!(request["count"], 6);
+    assert!(request["who"]["addr"].as_str().unwrap().starts_with("127.0.0.1:"), "{request}");
+    let targets: BTreeSet<(String, u64)> = request["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["server_id"].as_str().unwrap().to_string(), t["channel_id"].as_u64().unwrap()))
+        .collect();
+    let want: BTreeSet<(String, u64)> = sim.ids().into_iter().flat_map(|id| [(id.clone(), 1), (id, 2)]).collect();
+    assert_eq!(targets, want, "{request}");
+
+    let mut audited = BTreeSet::new();
+    for (i, e) in entries.iter().enumerate().filter(|(_, e)| e["event"] == "action_started") {
+        assert!(i > requested, "the request comes before any action: {entries:?}");
+        assert_eq!(e["batch_id"], batch, "every started action names its batch: {e}");
+        assert_eq!(e["action"], "restart", "{e}");
+        audited.insert((e["server_id"].as_str().unwrap().to_string(), e["channel_id"].as_u64().unwrap()));
+    }
+    assert_eq!(audited, stopped, "the actions audited as started are those whose stop was sent");
+    assert_eq!(audited.len(), 2, "max_parallel 2");
+    assert!(audited.is_subset(&targets));
+    for unfinished in ["action_finished", "batch_finished"] {
+        assert!(entries.iter().all(|e| e["event"] != unfinished), "nothing finished: {entries:?}");
+    }
+    for id in sim.ids() {
+        assert!(sim.record(&id).unwrap().commands.iter().all(|c| c.action != Action::Start), "no start sent to {id}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `servers.json` cut at every byte, then reloaded: the old configuration
+/// stays live. A cut that leaves the whole JSON document (only trailing
+/// whitespace lost) is the same list and is accepted; every shorter cut is
+/// not JSON at all (an array or object is not closed) and gets 400.
+#[test]
+fn a_servers_file_torn_at_any_byte_never_replaces_the_live_configuration() {
+    let sim = common::sim(3);
+    let dir = common::temp_dir("torn-reload");
+    let path = dir.join("servers.json");
+    let audit = dir.join("audit.jsonl");
+    sim.write_servers_json(&path, JsonForm::Array).unwrap();
+    let d = Dashboard::spawn(&[
+        "--servers",
+        path.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ]);
+    let configs = || -> Vec<Value> {
+        let (code, list) = d.get("/api/servers");
+        assert_eq!(code, 200, "{list}");
+        list.as_array().unwrap().iter().map(|s| s["config"].clone()).collect()
+    };
+    let live = configs();
+    assert_eq!(live.len(), 3);
+
+    for form in [JsonForm::Array, JsonForm::Object] {
+        let full = sim.servers_json(form).into_bytes();
+        let whole = full.trim_ascii_end().len();
+        assert!(whole < full.len(), "the file ends with a newline, so one cut keeps the whole document");
+        let (mut refused, mut accepted) = (0, 0);
+        for cut in 0..=full.len() {
+            let torn = &full[..cut];
+            let valid = cut >= whole;
+            assert_eq!(
+                serde_json::from_slice::<Value>(torn).is_ok(),
+                valid,
+                "{form:?} cut at {cut}: only cuts keeping the whole document parse"
+            );
+            std::fs::write(&path, torn).unwrap();
+            let (code, body) = d.post("/api/servers/reload");
+            if valid {
+                assert_eq!(code, 200, "{form:?} cut at {cut} of {}: {body}", full.len());
+                assert_eq!(body["count"], 3, "{body}");
+                accepted += 1;
+            } else {
+                assert_eq!(code, 400, "{form:?} cut at {cut} of {}: {body}", full.len());
+                let detail = body["detail"].as_str().unwrap_or_else(|| panic!("a reason: {body}"));
+                assert!(detail.contains("servers.json"), "names the file: {detail}");
+                refused += 1;
+            }
+            assert_eq!(configs(), live, "{form:?} cut at {cut}: the live configuration is unchanged");
+        }
+        assert_eq!((refused, accepted), (whole, full.len() + 1 - whole), "{form:?}");
+    }
+    let (_, health) = d.get("/health");
+    assert_eq!(health["servers_count"], 3);
+    drop(d);
+    let _ = std::fs::remove_dir_all(dir);
+}
