@@ -314,6 +314,12 @@ impl Cluster {
         Ok((id, async move { done.await.map_err(|_| ClientError::Closed) }))
     }
 
+    /// Numbers the next batches after `last` (never lower than now), for a
+    /// caller that keeps batches across restarts.
+    pub fn number_batches_after(&self, last: u64) {
+        self.fleet().number_batches_after(last);
+    }
+
     /// A stream of events from now on. Many subscribers may exist; a slow
     /// one loses events rather than slowing the cluster.
     pub fn subscribe(&self) -> Subscription {

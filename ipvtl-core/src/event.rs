@@ -7,6 +7,8 @@ use crate::action::{ActionKind, ActionReport};
 use crate::batch::{BatchProgress, BatchReport};
 use crate::ids::{ActionId, BatchId, ChannelId, ServerId};
 use crate::model::{ChannelState, Health, PollError};
+use crate::reconcile::{Desired, Heal};
+use crate::time::Instant;
 
 /// Why a running channel looks stalled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -119,6 +121,89 @@ pub enum Event {
         /// Servers left out because they were backed off or still busy.
         skipped: usize,
     },
+    /// A managed channel is not doing what it should (reconciler).
+    DriftStarted {
+        /// The server.
+        server: ServerId,
+        /// The channel.
+        channel: ChannelId,
+        /// What it should be doing.
+        desired: Desired,
+        /// What it was seen doing.
+        observed: ChannelState,
+        /// Why it looks stalled, when it does.
+        stall: Option<StallReason>,
+        /// When the drift was first seen.
+        since: Instant,
+    },
+    /// A drift is over: the channel does what it should, or is no longer
+    /// managed, or is gone.
+    DriftEnded {
+        /// The server.
+        server: ServerId,
+        /// The channel.
+        channel: ChannelId,
+        /// When the drift began.
+        since: Instant,
+        /// How long it lasted.
+        lasted: Duration,
+    },
+    /// Dry run: the reconciler would do this heal now.
+    HealPlanned {
+        /// The heal.
+        heal: Heal,
+    },
+    /// The reconciler began a heal (right after its action's
+    /// [`Event::ActionStarted`]).
+    HealStarted {
+        /// The heal.
+        heal: Heal,
+        /// The action doing it.
+        action: ActionId,
+        /// Its number within the policy's window, from 1.
+        attempt: u32,
+    },
+    /// A heal's action ended (the full report is in its
+    /// [`Event::ActionFinished`]).
+    HealFinished {
+        /// The server.
+        server: ServerId,
+        /// The channel.
+        channel: ChannelId,
+        /// The action.
+        action: ActionId,
+        /// Start, stop or restart.
+        kind: ActionKind,
+        /// Whether the action succeeded.
+        ok: bool,
+    },
+    /// A channel still drifts after its policy's `limit` heals within the
+    /// window: left alone until cleared or `until`.
+    HealDegraded {
+        /// The server.
+        server: ServerId,
+        /// The channel.
+        channel: ChannelId,
+        /// Heals tried within the window.
+        attempts: u32,
+        /// When the window has passed and healing may resume.
+        until: Instant,
+    },
+    /// The storm guard paused healing fleet-wide: too many managed
+    /// channels are in trouble at once.
+    HealingPaused {
+        /// Managed channels drifting or on a server not online.
+        troubled: usize,
+        /// Managed channels.
+        managed: usize,
+    },
+    /// The storm is over; healing resumes.
+    HealingResumed {
+        /// Managed channels drifting or on a server not online.
+        troubled: usize,
+        /// Managed channels.
+        managed: usize,
+    },
 }
 
 impl Event {
@@ -136,6 +221,14 @@ impl Event {
             Event::BatchProgress(_) => "batch_progress",
             Event::BatchFinished { .. } => "batch_finished",
             Event::SweepFinished { .. } => "sweep_finished",
+            Event::DriftStarted { .. } => "drift_started",
+            Event::DriftEnded { .. } => "drift_ended",
+            Event::HealPlanned { .. } => "heal_planned",
+            Event::HealStarted { .. } => "heal_started",
+            Event::HealFinished { .. } => "heal_finished",
+            Event::HealDegraded { .. } => "heal_degraded",
+            Event::HealingPaused { .. } => "healing_paused",
+            Event::HealingResumed { .. } => "healing_resumed",
         }
     }
 
@@ -147,7 +240,12 @@ impl Event {
             | Event::ChannelStalled { server, .. }
             | Event::ServerRebooted { server }
             | Event::Refreshed { server, .. }
-            | Event::ActionStarted { server, .. } => Some(server),
+            | Event::ActionStarted { server, .. }
+            | Event::DriftStarted { server, .. }
+            | Event::DriftEnded { server, .. }
+            | Event::HealFinished { server, .. }
+            | Event::HealDegraded { server, .. } => Some(server),
+            Event::HealPlanned { heal } | Event::HealStarted { heal, .. } => Some(&heal.server),
             Event::ActionFinished { report } => Some(&report.server),
             _ => None,
         }
@@ -186,6 +284,33 @@ pub fn describe(event: &Event) -> String {
         }
         Event::SweepFinished { sweep, duration, ok, failed, skipped } => {
             format!("sweep {sweep} took {} ms: {ok} ok, {failed} failed, {skipped} skipped", duration.as_millis())
+        }
+        Event::DriftStarted { server, channel, desired, observed, stall, .. } => match stall {
+            Some(reason) => format!("{server} channel {channel} drifts: should be {desired}, is stalled ({reason})"),
+            None => format!("{server} channel {channel} drifts: should be {desired}, is {observed}"),
+        },
+        Event::DriftEnded { server, channel, lasted, .. } => {
+            format!("{server} channel {channel} no longer drifts (after {} ms)", lasted.as_millis())
+        }
+        Event::HealPlanned { heal } => {
+            format!("dry run: would {} {} channel {} (should be {})", heal.kind, heal.server, heal.channel, heal.desired)
+        }
+        Event::HealStarted { heal, action, attempt } => format!(
+            "heal {attempt} of {} channel {}: {} as action {action} (should be {}, is {})",
+            heal.server, heal.channel, heal.kind, heal.desired, heal.observed
+        ),
+        Event::HealFinished { server, channel, action, kind, ok } => {
+            let outcome = if *ok { "succeeded" } else { "failed" };
+            format!("heal of {server} channel {channel} ({kind}, action {action}) {outcome}")
+        }
+        Event::HealDegraded { server, channel, attempts, until } => format!(
+            "{server} channel {channel} degraded: still drifting after {attempts} heals; left alone until {until} or cleared"
+        ),
+        Event::HealingPaused { troubled, managed } => {
+            format!("healing paused by the storm guard: {troubled} of {managed} managed channels in trouble")
+        }
+        Event::HealingResumed { troubled, managed } => {
+            format!("healing resumed: {troubled} of {managed} managed channels in trouble")
         }
     }
 }

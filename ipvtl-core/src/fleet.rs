@@ -1,7 +1,7 @@
 //! [`Fleet`]: the poller, the channel actions and the batches as one
 //! machine with one driving vocabulary. This is what drivers run.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -11,6 +11,7 @@ use crate::event::Event;
 use crate::ids::{ActionId, BatchId, ChannelId, RequestId, ServerId};
 use crate::model::{Health, ServerConfig, ServerState};
 use crate::poller::{Poller, PollerConfig, ReloadSummary};
+use crate::reconcile::{Drift, Reconciler};
 use crate::time::Instant;
 use crate::transport::{Response, Transmit, TransportError};
 
@@ -41,6 +42,8 @@ pub struct FleetSnapshot {
     pub sweep: u64,
     /// Every server, in configuration order.
     pub servers: Vec<ServerSnapshot>,
+    /// Every managed channel that drifts (see [`Reconciler`]).
+    pub drifts: Vec<Drift>,
 }
 
 impl FleetSnapshot {
@@ -67,10 +70,18 @@ pub struct ActionProgress {
     pub batch: Option<BatchId>,
 }
 
-/// Poller, actions and batches of one fleet. Inputs: `handle_response`,
-/// `handle_timeout`, and the commands (`refresh`, `submit`, `submit_batch`,
-/// `reload`, `set_maintenance`); outputs: `poll_request`, `poll_event`,
+/// Poller, actions, batches and the reconciler of one fleet. Inputs:
+/// `handle_response`, `handle_timeout`, and the commands (`refresh`,
+/// `submit`, `submit_batch`, `reload`, `set_maintenance`,
+/// `reconciler_mut`); outputs: `poll_request`, `poll_event`,
 /// `poll_timeout`. See the [crate docs](crate) for the loop.
+///
+/// The [`Reconciler`] sees every server when a sweep finishes, and a server
+/// at once when something happens to it (health, channel change, refresh,
+/// an action's end); its heals are actions like a human's, through the same
+/// per-channel lock, told apart by [`Event::HealStarted`] and
+/// [`Reconciler::is_heal`]. With no desired state set (the default) it never
+/// acts.
 #[derive(Debug)]
 pub struct Fleet {
     config: FleetConfig,
@@ -84,6 +95,11 @@ pub struct Fleet {
     events: VecDeque<Event>,
     next_action: u64,
     next_batch: u64,
+    reconciler: Reconciler,
+    /// Servers the reconciler should look at again.
+    touched: BTreeSet<ServerId>,
+    /// A sweep finished (or the list changed): the reconciler looks at all.
+    full_pass: bool,
 }
 
 impl Fleet {
@@ -99,6 +115,9 @@ impl Fleet {
             events: VecDeque::new(),
             next_action: 0,
             next_batch: 0,
+            reconciler: Reconciler::default(),
+            touched: BTreeSet::new(),
+            full_pass: false,
         }
     }
 
@@ -148,6 +167,7 @@ impl Fleet {
             }
         }
         self.pump();
+        self.reconcile(now);
     }
 
     /// Expires what is overdue and starts what is due. Safe to call early.
@@ -165,11 +185,17 @@ impl Fleet {
             self.finish_action(id, now);
         }
         self.pump();
+        self.reconcile(now);
     }
 
     /// When `handle_timeout` or `poll_request` next has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.actions.values().filter_map(Action::poll_timeout).chain(self.poller.poll_timeout()).min()
+        self.actions
+            .values()
+            .filter_map(Action::poll_timeout)
+            .chain(self.poller.poll_timeout())
+            .chain(self.reconciler.poll_timeout())
+            .min()
     }
 
     /// The next event, in the order things happened.
@@ -180,8 +206,68 @@ impl Fleet {
 
     fn pump(&mut self) {
         while let Some(e) = self.poller.poll_event() {
+            self.note(&e);
             self.events.push_back(e);
         }
+    }
+
+    /// Remembers what the reconciler must look at again.
+    fn note(&mut self, e: &Event) {
+        match e {
+            Event::SweepFinished { .. } => self.full_pass = true,
+            e => {
+                if let Some(server) = e.server() {
+                    if !self.touched.contains(server) {
+                        self.touched.insert(server.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lets the reconciler observe what changed, then starts the heals it
+    /// wants (through the per-channel lock) and passes on its events.
+    fn reconcile(&mut self, now: Instant) {
+        if self.full_pass || self.reconciler.needs_full_pass() {
+            self.full_pass = false;
+            self.touched.clear();
+            self.reconciler.handle_fleet(self.poller.servers(), now);
+        } else {
+            for server in core::mem::take(&mut self.touched) {
+                if let (Some(c), Some(s)) = (self.poller.server(&server), self.poller.state(&server)) {
+                    self.reconciler.handle_server(c, s, now);
+                }
+            }
+        }
+        self.reconciler.handle_timeout(now);
+        loop {
+            while let Some(e) = self.reconciler.poll_event() {
+                self.events.push_back(e);
+            }
+            let (poller, locks) = (&self.poller, &self.locks);
+            let heal = self.reconciler.poll_heal(now, |server, channel| {
+                !locks.contains_key(&(server.clone(), channel))
+                    && poller.state(server).is_some_and(|s| s.health == Health::Online && !s.maintenance)
+            });
+            let Some(heal) = heal else { break };
+            match self.submit_inner(&heal.server, heal.channel, heal.kind, None, now) {
+                Ok(action) => self.reconciler.handle_heal_started(action, now),
+                Err(_) => self.reconciler.handle_heal_refused(now),
+            }
+        }
+    }
+
+    /// The reconciler, for reading: drifts, desired state, policies.
+    pub fn reconciler(&self) -> &Reconciler {
+        &self.reconciler
+    }
+
+    /// The reconciler, to set desired state, policies and its settings.
+    /// Changes to desired state and healing apply at the next
+    /// `handle_timeout` (which [`poll_timeout`](Self::poll_timeout) asks for
+    /// at once).
+    pub fn reconciler_mut(&mut self) -> &mut Reconciler {
+        &mut self.reconciler
     }
 
     /// Asks for a poll of `server` now; [`Event::Refreshed`] follows.
@@ -239,6 +325,8 @@ impl Fleet {
         self.locks.remove(&(action.server().id.clone(), action.channel()));
         let Some(report) = action.take_report() else { return };
         self.events.push_back(Event::ActionFinished { report: report.clone() });
+        self.reconciler.handle_heal_finished(&report, now);
+        self.touched.insert(report.server.clone());
         if let Some(batch_id) = report.batch {
             if let Some(mut batch) = self.batches.remove(&batch_id) {
                 batch.handle_finished(report);
@@ -250,6 +338,13 @@ impl Fleet {
     /// The channels a batch would act on, without running it (dry run).
     pub fn plan_batch(&self, spec: &BatchSpec) -> Result<Vec<BatchTarget>, BatchError> {
         plan(spec, self.poller.servers().map(|(c, s)| (&**c, s)))
+    }
+
+    /// Numbers the next batches after `last` (never lower than now): a
+    /// driver that keeps batches across restarts calls it once at start so
+    /// a new batch never takes a kept one's id.
+    pub fn number_batches_after(&mut self, last: u64) {
+        self.next_batch = self.next_batch.max(last);
     }
 
     /// Starts a batch. Progress and the final report come as events.
@@ -295,6 +390,8 @@ impl Fleet {
     pub fn reload(&mut self, servers: Vec<ServerConfig>, now: Instant) -> ReloadSummary {
         let summary = self.poller.reload(servers, now);
         self.pump();
+        self.full_pass = true;
+        self.reconcile(now);
         summary
     }
 
@@ -313,7 +410,11 @@ impl Fleet {
 
     /// Puts a server in or out of maintenance. False for an unknown server.
     pub fn set_maintenance(&mut self, server: &ServerId, on: bool) -> bool {
-        self.poller.set_maintenance(server, on)
+        let known = self.poller.set_maintenance(server, on);
+        if known {
+            self.touched.insert(server.clone());
+        }
+        known
     }
 
     /// The state of one server.
@@ -343,6 +444,7 @@ impl Fleet {
                 .servers()
                 .map(|(c, s)| ServerSnapshot { config: c.clone(), state: s.clone() })
                 .collect(),
+            drifts: self.reconciler.drifts(),
         }
     }
 

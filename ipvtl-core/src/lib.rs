@@ -15,8 +15,13 @@
 //! - [`Action`]: one verified start, stop or restart of a channel
 //!   (stop → watch until idle → start → watch until running, each phase
 //!   bounded and timed).
-//! - [`Fleet`]: both, plus per-channel locks (one action per channel) and
-//!   batches ([`BatchSpec`]), behind one driving vocabulary. Drivers run this.
+//! - [`Reconciler`]: desired state per channel (`running`, `idle`, or the
+//!   default `unmanaged`), drift, and opt-in self-healing with a budget
+//!   (grace, a limit per window, backoff, degraded, a parallel cap, a
+//!   storm guard, dry run).
+//! - [`Fleet`]: all of these, plus per-channel locks (one action per
+//!   channel, heals included) and batches ([`BatchSpec`]), behind one
+//!   driving vocabulary. Drivers run this.
 //!
 //! ## Driving a machine
 //!
@@ -86,6 +91,7 @@ pub mod ids;
 pub mod model;
 pub mod parse;
 pub mod poller;
+pub mod reconcile;
 pub mod time;
 pub mod transport;
 
@@ -101,5 +107,6 @@ pub use model::{
 };
 pub use parse::{parse_servers, parse_stats, parse_status, ConfigError, StatusError};
 pub use poller::{Poller, PollerConfig, ReloadSummary};
+pub use reconcile::{Desired, Drift, Heal, HealPolicy, Healing, Reconciler, ReconcilerConfig, Scope, Scoped};
 pub use time::Instant;
 pub use transport::{Request, RequestKind, Response, Transmit, Transport, TransportError};

@@ -29,11 +29,13 @@ pub struct FakeChannel {
     until: Option<Instant>,
     /// When it last started running (for the uptime).
     since: Instant,
+    /// Running at 0 fps until it is stopped.
+    pub stalled: bool,
 }
 
 impl FakeChannel {
     pub fn new(state: ChState) -> Self {
-        FakeChannel { state, until: None, since: Instant::ZERO }
+        FakeChannel { state, until: None, since: Instant::ZERO, stalled: false }
     }
 
     fn settle(&mut self, now: Instant) {
@@ -93,6 +95,8 @@ pub struct FakeServer {
     pub latency_ms: u64,
     /// Every request that reached the server: (time, path).
     pub seen: Vec<(Instant, String)>,
+    /// `start` is accepted but the channel never runs.
+    pub start_fails: bool,
 }
 
 impl FakeServer {
@@ -105,6 +109,7 @@ impl FakeServer {
             start_ms: 200,
             latency_ms: 5,
             seen: Vec::new(),
+            start_fails: false,
         }
     }
 
@@ -122,6 +127,11 @@ impl FakeServer {
         self.stop_ms = stop_ms;
         self.start_ms = start_ms;
         self
+    }
+
+    /// Channel `n` (1-based) runs at 0 fps until stopped.
+    pub fn stall(&mut self, n: u32) {
+        self.channels[n as usize - 1].stalled = true;
     }
 
     /// The channel states at `now`.
@@ -144,7 +154,8 @@ impl FakeServer {
                 ChState::Stopping => ("stopping", String::new()),
                 ChState::Running => {
                     let up = now.saturating_since(c.since).as_secs();
-                    ("running", format!("{:02}:{:02}:{:02} 25fps@2500Kbps", up / 3600, up / 60 % 60, up % 60))
+                    let fps = if c.stalled { 0 } else { 25 };
+                    ("running", format!("{:02}:{:02}:{:02} {fps}fps@2500Kbps", up / 3600, up / 60 % 60, up % 60))
                 }
             };
             chans.push(format!(r#"{{"state":"{state}","status":"{text}"}}"#));
@@ -207,11 +218,13 @@ impl FakeServer {
                 c.settle(now);
                 match (kind, c.state) {
                     (RequestKind::Stop(_), ChState::Running) => {
+                        c.stalled = false;
                         c.state = ChState::Stopping;
                         c.until = Some(now + Duration::from_millis(self.stop_ms));
                     }
                     // A stop cancels a start still under way.
                     (RequestKind::Stop(_), ChState::Idle) => c.until = None,
+                    (RequestKind::Start(_), ChState::Idle) if self.start_fails => {}
                     (RequestKind::Start(_), ChState::Idle) if c.until.is_none() => {
                         c.until = Some(now + Duration::from_millis(self.start_ms));
                     }
