@@ -1,9 +1,10 @@
-//! The audit log: one JSON object per line, appended with a single write
-//! and flushed per entry (the `requested` line of an action is also synced
-//! to disk before anything is sent), so a crash leaves whole lines. The
-//! latest entries are also kept in memory for `GET /api/audit`.
+//! The audit log: every entry is committed to the store (the `requested`
+//! entry of an action before anything is sent), which `GET /api/audit`
+//! reads, and mirrored to a JSON-lines file for log shippers: one object
+//! per line, appended with a single write and flushed per entry (synced
+//! with the store's commit for write-ahead entries), so a crash leaves
+//! whole lines.
 
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -12,12 +13,9 @@ use std::time::SystemTime;
 
 use ipvtl_client::wire::{ActionReportView, BatchReportView, BatchTargetView};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::guard::Who;
-
-/// Entries kept in memory.
-const RECENT: usize = 1000;
+use crate::store::AuditRow;
 
 /// One line of the audit log: when (Unix seconds), who asked, and what.
 #[derive(Clone, Debug, Serialize)]
@@ -59,6 +57,19 @@ pub(crate) enum AuditEvent {
     },
 }
 
+impl AuditEntry {
+    /// The store's row of this entry (its JSON, and what is looked up by).
+    pub fn row(&self) -> Result<AuditRow, serde_json::Error> {
+        let entry = serde_json::to_value(self)?;
+        Ok(AuditRow {
+            at: self.at,
+            event: entry["event"].as_str().unwrap_or_default().to_string(),
+            key_name: self.who.as_ref().and_then(|w| w.key_name.clone()),
+            entry: serde_json::to_string(&entry)?,
+        })
+    }
+}
+
 impl AuditEvent {
     /// The entry of this event, by `who`, now.
     pub fn by(self, who: Option<Who>) -> AuditEntry {
@@ -79,17 +90,16 @@ impl From<&BatchReportView> for AuditEvent {
     }
 }
 
-/// An append-only JSON-lines audit log.
+/// The audit log's JSON-lines mirror (append-only).
 #[derive(Debug)]
 pub struct AuditLog {
     path: Option<PathBuf>,
     file: Mutex<Option<File>>,
-    recent: Mutex<VecDeque<Value>>,
 }
 
 impl AuditLog {
     /// Opens (creating) `path` for appending; `None` keeps entries in memory
-    /// only. A last line cut short by a crash is closed with a newline so
+    /// in the store only. A last line cut short by a crash is closed with a newline so
     /// later entries stay parseable.
     pub fn open(path: Option<&Path>) -> io::Result<Self> {
         let file = match path {
@@ -108,7 +118,7 @@ impl AuditLog {
                 Some(f)
             }
         };
-        Ok(AuditLog { path: path.map(Path::to_path_buf), file: Mutex::new(file), recent: Mutex::new(VecDeque::new()) })
+        Ok(AuditLog { path: path.map(Path::to_path_buf), file: Mutex::new(file) })
     }
 
     /// Where entries go, if to a file.
@@ -116,48 +126,29 @@ impl AuditLog {
         self.path.as_deref()
     }
 
-    /// Appends an entry. With `sync`, the line is on disk when this returns.
-    pub(crate) fn append(&self, entry: &AuditEntry, sync: bool) -> io::Result<()> {
-        let entry = serde_json::to_value(entry).map_err(io::Error::other)?;
-        let mut line = serde_json::to_vec(&entry).map_err(io::Error::other)?;
-        line.push(b'\n');
-        {
-            let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(f) = file.as_mut() {
-                f.write_all(&line)?;
-                f.flush()?;
-                if sync {
-                    f.sync_data()?;
-                }
-            }
+    /// Appends rows (the store's JSON of each entry). With `sync`, the
+    /// lines are on disk when this returns.
+    pub(crate) fn append(&self, rows: &[AuditRow], sync: bool) -> io::Result<()> {
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(f) = file.as_mut() else { return Ok(()) };
+        let mut lines = Vec::new();
+        for r in rows {
+            lines.extend_from_slice(r.entry.as_bytes());
+            lines.push(b'\n');
         }
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        if recent.len() == RECENT {
-            recent.pop_front();
+        f.write_all(&lines)?;
+        f.flush()?;
+        if sync {
+            f.sync_data()?;
         }
-        recent.push_back(entry);
         Ok(())
-    }
-
-    /// Appends and reports a failure on stderr instead of returning it (for
-    /// entries recorded after the fact).
-    pub(crate) fn record(&self, entry: &AuditEntry) {
-        if let Err(e) = self.append(entry, false) {
-            eprintln!("ipvtl-dashboard: cannot write the audit log: {e}");
-        }
-    }
-
-    /// The latest `limit` entries, oldest first.
-    pub fn recent(&self, limit: usize) -> Vec<Value> {
-        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        let skip = recent.len().saturating_sub(limit);
-        recent.iter().skip(skip).cloned().collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn a_torn_last_line_is_closed_before_appending() {
@@ -167,7 +158,7 @@ mod tests {
         std::fs::write(&path, b"{\"event\":\"a\"}\n{\"event\":\"tor").unwrap();
         let log = AuditLog::open(Some(&path)).unwrap();
         let entry = AuditEvent::Maintenance { server_id: "s1".into(), enabled: true }.by(None);
-        log.append(&entry, true).unwrap();
+        log.append(&[entry.row().unwrap()], true).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
@@ -175,7 +166,6 @@ mod tests {
         assert_eq!(last["event"], "maintenance");
         assert_eq!(last["server_id"], "s1");
         assert!(last["at"].as_f64().unwrap() > 1.7e9);
-        assert_eq!(log.recent(10).len(), 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,5 +1,7 @@
 //! The registry of recent batches behind `GET /api/batches[/{id}]`: who
-//! asked, typed progress, and the final report (fed by the event pump).
+//! asked, typed progress, and the final report (fed by the event pump),
+//! each written to the store as it changes; batches kept from before a
+//! restart come back from the store as their stored view.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -9,12 +11,14 @@ use ipvtl_client::core::{BatchProgress, BatchReport};
 use ipvtl_client::wire::BatchReportView;
 use ipvtl_client::ActionKind;
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::guard::Who;
 use crate::timefmt::unix_s;
 
-/// Batches remembered for `GET /api/batches/{id}`.
-const KEPT: usize = 100;
+/// Batches remembered in memory for `GET /api/batches` (older ones are
+/// read from the store by id).
+pub(crate) const KEPT: usize = 100;
 
 /// One batch as `GET /api/batches/{id}` shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -74,24 +78,74 @@ impl Entry {
     }
 }
 
+/// A batch of this run, or one kept from before (its stored view).
+enum Slot {
+    Live(Box<Entry>),
+    Kept(Value),
+}
+
+impl Slot {
+    fn value(&self, id: u64) -> Value {
+        match self {
+            Slot::Live(e) => serde_json::to_value(e.view(id)).unwrap_or_default(),
+            Slot::Kept(v) => v.clone(),
+        }
+    }
+}
+
+/// What the store keeps of a batch: its id, state, creation time and view.
+pub(crate) type StoredBatch = (u64, &'static str, f64, String);
+
 #[derive(Default)]
 pub(crate) struct Batches {
-    inner: Mutex<BTreeMap<u64, Entry>>,
+    inner: Mutex<BTreeMap<u64, Slot>>,
 }
 
 impl Batches {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Slot>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The entry of batch `id`, made if the pump saw it first.
     fn with(&self, id: u64, f: impl FnOnce(&mut Entry)) {
         let mut m = self.lock();
-        f(m.entry(id).or_insert_with(Entry::new));
+        let slot = m.entry(id).or_insert_with(|| Slot::Live(Box::new(Entry::new())));
+        if let Slot::Kept(_) = slot {
+            *slot = Slot::Live(Box::new(Entry::new()));
+        }
+        if let Slot::Live(e) = slot {
+            f(e);
+        }
         while m.len() > KEPT {
             let Some(&oldest) = m.keys().next() else { break };
             m.remove(&oldest);
         }
+    }
+
+    /// Takes back a batch from the store (its entry view's JSON). One that
+    /// was running when the dashboard stopped is marked `interrupted` and
+    /// returned, to be written back.
+    pub fn restore(&self, json: &str) -> Option<StoredBatch> {
+        let mut v: Value = serde_json::from_str(json).ok()?;
+        let id = v["batch_id"].as_u64()?;
+        let created_at = v["created_at"].as_f64().unwrap_or_default();
+        let interrupted = v["state"] == "running";
+        if interrupted {
+            v["state"] = "interrupted".into();
+        }
+        let text = interrupted.then(|| v.to_string());
+        self.lock().entry(id).or_insert(Slot::Kept(v));
+        text.map(|t| (id, "interrupted", created_at, t))
+    }
+
+    /// What the store should keep of batch `id` now (`None`: not one of
+    /// this run's).
+    pub fn stored(&self, id: u64) -> Option<StoredBatch> {
+        let m = self.lock();
+        let Some(Slot::Live(e)) = m.get(&id) else { return None };
+        let view = e.view(id);
+        let json = serde_json::to_string(&view).ok()?;
+        Some((id, view.state, view.created_at, json))
     }
 
     pub fn insert(&self, id: u64, kind: ActionKind, total: usize, who: Option<Who>) {
@@ -123,14 +177,17 @@ impl Batches {
     }
 
     pub fn who(&self, id: u64) -> Option<Who> {
-        self.lock().get(&id).and_then(|e| e.who.clone())
+        match self.lock().get(&id) {
+            Some(Slot::Live(e)) => e.who.clone(),
+            _ => None,
+        }
     }
 
-    pub fn get(&self, id: u64) -> Option<BatchEntryView> {
-        self.lock().get(&id).map(|e| e.view(id))
+    pub fn get(&self, id: u64) -> Option<Value> {
+        self.lock().get(&id).map(|s| s.value(id))
     }
 
-    pub fn list(&self) -> Vec<BatchEntryView> {
-        self.lock().iter().rev().map(|(id, e)| e.view(*id)).collect()
+    pub fn list(&self) -> Vec<Value> {
+        self.lock().iter().rev().map(|(id, s)| s.value(*id)).collect()
     }
 }

@@ -1,6 +1,15 @@
-//! The guard in front of every route: the API key on mutating requests
-//! (constant-time comparison), a same-origin check against cross-site
-//! requests, and CORS for explicitly allowed origins only.
+//! The guard in front of every route: the API key and its role on
+//! mutating requests, a same-origin check against cross-site requests, and
+//! CORS for explicitly allowed origins only.
+//!
+//! Keys: when `--api-key` is set or the store holds any key, a mutating
+//! request needs `X-API-Key`: the `--api-key` value (compared in constant
+//! time; an admin key) or a stored key's token (looked up by its SHA-256).
+//! Without either, 401; with a key whose role is too low for the route,
+//! 403 naming the key, its role and the role needed, and nothing is done.
+//! Reads need no key (the page and the original tool's scripts read
+//! without one). Routes need `admin` to reload the servers file and
+//! `operator` for everything else that changes something.
 //!
 //! Same-origin means the browser's `Origin` names the host it addressed:
 //! the `Host` header, or `X-Forwarded-Host` / `Forwarded: host=` when the
@@ -16,6 +25,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::keys::{hash_token, Role, FLAG_KEY_NAME};
 use crate::options::origin_of;
 use crate::serve::Peer;
 use crate::state::{AppState, StateConfig};
@@ -24,9 +34,52 @@ use crate::state::{AppState, StateConfig};
 #[derive(Clone, Debug, serde::Serialize)]
 pub(crate) struct Who {
     pub addr: String,
-    /// The request carried the right API key.
+    /// The request carried a valid API key.
     #[serde(rename = "api_key")]
     pub key: bool,
+    /// The key's name (never its token): a stored key's, or `--api-key`.
+    #[serde(rename = "key")]
+    pub key_name: Option<String>,
+    /// The key's role.
+    pub role: Option<&'static str>,
+}
+
+/// The role a mutating request to `path` needs.
+fn role_needed(path: &str) -> Role {
+    if path == "/api/servers/reload" || path == "/api/keys" || path.starts_with("/api/keys/") {
+        Role::Admin
+    } else {
+        Role::Operator
+    }
+}
+
+/// The key a request carries, checked: `Ok(None)` when no key is needed
+/// and none was given.
+async fn authenticate(state: &AppState, given: Option<&[u8]>) -> Result<Option<(String, Role)>, Response> {
+    let config = &state.inner.config;
+    if let (Some(g), Some(key)) = (given, &config.api_key) {
+        if same_secret(g, key.as_bytes()) {
+            return Ok(Some((FLAG_KEY_NAME.to_string(), Role::Admin)));
+        }
+    }
+    let store = &config.store;
+    let unavailable = |e: crate::store::StoreError| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("cannot check the API key, nothing was done: {e}"))
+            .into_response()
+    };
+    match given {
+        Some(g) => {
+            let token = std::str::from_utf8(g).unwrap_or("");
+            match store.key_by_hash(&hash_token(token)).await.map_err(unavailable)? {
+                Some((name, role)) => Ok(Some((name, Role::parse(&role).unwrap_or(Role::Viewer)))),
+                None => Err(unauthorized("wrong API key (X-API-Key)")),
+            }
+        }
+        None if config.api_key.is_some() || store.has_keys().await.map_err(unavailable)? => {
+            Err(unauthorized("this endpoint needs an API key in the X-API-Key header"))
+        }
+        None => Ok(None),
+    }
 }
 
 /// Compares two byte strings in time that depends on their lengths only.
@@ -107,7 +160,7 @@ pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next:
 
     let peer = req.extensions().get::<Peer>().map(|p| p.0);
     let addr = peer.map_or_else(|| "local".to_string(), |p| p.to_string());
-    let mut key_used = false;
+    let mut key = None;
     if is_mutating(req.method()) {
         // A browser on another site may send simple POSTs here; only our own
         // page and explicitly allowed origins may change anything.
@@ -119,16 +172,23 @@ pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next:
                 return cross_site(o, host.as_deref(), forwarded);
             }
         }
-        if let Some(key) = &config.api_key {
-            let given = req.headers().get("x-api-key").map(|v| v.as_bytes());
-            match given {
-                Some(g) if same_secret(g, key.as_bytes()) => key_used = true,
-                Some(_) => return unauthorized("wrong API key (X-API-Key)"),
-                None => return unauthorized("this endpoint needs an API key in the X-API-Key header"),
+        let given = req.headers().get("x-api-key").map(|v| v.as_bytes().to_vec());
+        key = match authenticate(&state, given.as_deref()).await {
+            Ok(k) => k,
+            Err(resp) => return resp,
+        };
+        let need = role_needed(req.uri().path());
+        if let Some((name, role)) = &key {
+            if *role < need {
+                return forbidden_role(name, *role, need);
             }
         }
     }
-    req.extensions_mut().insert(Who { addr, key: key_used });
+    let (key_name, role) = match key {
+        Some((name, role)) => (Some(name), Some(role.as_str())),
+        None => (None, None),
+    };
+    req.extensions_mut().insert(Who { addr, key: key_name.is_some(), key_name, role });
     let mut resp = next.run(req).await;
     if let Some(o) = &allowed {
         cors_headers(resp.headers_mut(), o);
@@ -153,6 +213,18 @@ fn cross_site(origin: &str, host: Option<&str>, forwarded: bool) -> Response {
          with --trusted-proxy"
     );
     ApiError::new(StatusCode::FORBIDDEN, detail).into_response()
+}
+
+/// 403 for a valid key whose role is too low.
+fn forbidden_role(name: &str, role: Role, need: Role) -> Response {
+    let detail = format!(
+        "the API key {name:?} has the role {role}, and this needs {need}: nothing was done \
+         (viewer reads; operator also acts on channels, runs batches, refreshes and sets maintenance; \
+         admin also reloads the servers file and manages keys)"
+    );
+    ApiError::new(StatusCode::FORBIDDEN, detail)
+        .with(serde_json::json!({"role": role.as_str(), "role_needed": need.as_str()}))
+        .into_response()
 }
 
 fn unauthorized(detail: &str) -> Response {

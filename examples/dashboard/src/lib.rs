@@ -19,6 +19,7 @@ mod error;
 mod events;
 mod guard;
 mod history;
+pub mod keys;
 mod legacy;
 mod metrics;
 pub mod options;
@@ -27,11 +28,13 @@ mod pump;
 mod routes;
 mod serve;
 mod state;
+pub mod store;
 mod timefmt;
 
 pub use audit::AuditLog;
 pub use serve::{serve, Peer};
-pub use state::{AppState, StateConfig};
+pub use state::{AppState, Restored, StateConfig};
+pub use store::{Store, StoreError};
 
 /// The dashboard's HTTP application: every route, the key and origin guard,
 /// and the embedded page. No socket: serve it with [`serve`] or call it as a

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipvtl_client::{load_servers, Cluster};
-use ipvtl_dashboard::options::{self, Command, Options};
-use ipvtl_dashboard::{app, serve, AppState, AuditLog, StateConfig};
+use ipvtl_dashboard::keys::{hash_token, new_token};
+use ipvtl_dashboard::options::{self, Command, KeysAction, Options};
+use ipvtl_dashboard::store::DEFAULT_STORE;
+use ipvtl_dashboard::{app, serve, AppState, AuditLog, StateConfig, Store};
 use smol::{Async, Executor};
 
 /// A reason to stop, with the exit code: 2 for usage, 1 for the rest.
@@ -34,6 +36,15 @@ fn main() -> ExitCode {
             println!("ipvtl-dashboard {}", ipvtl_dashboard::VERSION);
             return ExitCode::SUCCESS;
         }
+        Command::Keys { store, action } => {
+            return match smol::block_on(keys(&store, action)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(Fatal(code, message)) => {
+                    eprintln!("ipvtl-dashboard: {message}");
+                    ExitCode::from(code)
+                }
+            };
+        }
         Command::Run(o) => o,
     };
     match run(&options) {
@@ -43,6 +54,33 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// `keys add | list | revoke` against a store (offline, or while a
+/// dashboard runs on it: it checks keys in the store on every request).
+async fn keys(store: &str, action: KeysAction) -> Result<(), Fatal> {
+    let store = Store::open(store).await.map_err(|e| Fatal(1, e.to_string()))?;
+    let now = ipvtl_dashboard::keys::now();
+    match action {
+        KeysAction::Add { name, role } => {
+            let token = new_token().map_err(|e| Fatal(1, e))?;
+            store.add_key(&name, role.as_str(), &hash_token(&token), now).await.map_err(|e| Fatal(1, e.to_string()))?;
+            eprintln!("key {name:?} ({role}) added to {}; its token, shown this once:", store.shown());
+            println!("{token}");
+        }
+        KeysAction::List => {
+            for k in store.keys().await.map_err(|e| Fatal(1, e.to_string()))? {
+                println!("{}\t{}\t{}", k.name, k.role, ipvtl_dashboard::keys::iso(k.created_at));
+            }
+        }
+        KeysAction::Revoke { name } => {
+            if !store.revoke_key(&name).await.map_err(|e| Fatal(1, e.to_string()))? {
+                return Err(Fatal(1, format!("no key named {name:?} in {}", store.shown())));
+            }
+            eprintln!("key {name:?} revoked");
+        }
+    }
+    Ok(())
 }
 
 fn run(o: &Options) -> Result<(), Fatal> {
@@ -81,23 +119,43 @@ fn run(o: &Options) -> Result<(), Fatal> {
     });
     let audit = AuditLog::open(Some(&audit_path))
         .map_err(|e| Fatal(1, format!("cannot open the audit log {}: {e}", audit_path.display())))?;
+    // The demo leaves nothing behind unless told where to keep things.
+    let store_url = o.store.clone().unwrap_or_else(|| match o.demo {
+        Some(_) => "sqlite::memory:".into(),
+        None => DEFAULT_STORE.into(),
+    });
+    let store = smol::block_on(Store::open(&store_url)).map_err(|e| Fatal(1, e.to_string()))?;
     let state = AppState::new(
         cluster,
         StateConfig {
             servers_path,
             api_key: o.api_key.clone(),
+            store,
             audit,
             cors_origins: o.cors_origins.clone(),
             public_origin: o.public_origin.clone(),
             trusted_proxies: o.trusted_proxies.clone(),
         },
     );
+    let restored = smol::block_on(state.restore()).map_err(|e| Fatal(1, e.to_string()))?;
+    if !restored.maintenance.is_empty() {
+        println!("store: {} in maintenance, as before", restored.maintenance.join(", "));
+    }
+    if !restored.interrupted_batches.is_empty() {
+        let ids: Vec<String> = restored.interrupted_batches.iter().map(u64::to_string).collect();
+        println!("store: batches {} were running when the dashboard stopped: marked interrupted", ids.join(", "));
+    }
     state.cluster().set_background(background);
 
     let listener = Async::<TcpListener>::bind(addr).map_err(|e| Fatal(1, format!("cannot listen on {addr}: {e}")))?;
     let local = listener.get_ref().local_addr().map_err(|e| Fatal(1, e.to_string()))?;
     let what = if o.demo.is_some() { "simulated servers" } else { "servers" };
-    println!("ipvtl-dashboard {}: {count} {what}, audit log {}", ipvtl_dashboard::VERSION, audit_path.display());
+    println!(
+        "ipvtl-dashboard {}: {count} {what}, store {}, audit log {}",
+        ipvtl_dashboard::VERSION,
+        state.store().shown(),
+        audit_path.display()
+    );
     println!("serving on http://{local}/");
 
     let executor = Arc::new(Executor::new());

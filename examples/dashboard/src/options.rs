@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use ipvtl_client::Settings;
 
+use crate::keys::{check_name, Role};
+use crate::store::DEFAULT_STORE;
+
 /// Servers in the demo fleet when `--demo` has no number.
 pub const DEMO_DEFAULT: usize = 20;
 
@@ -17,12 +20,18 @@ ipvtl-dashboard: watch and control a fleet of IPVTL transcoders
 
 usage: ipvtl-dashboard [options]
        ipvtl-dashboard --demo [N]
+       ipvtl-dashboard keys add NAME --role viewer|operator|admin [--store URL]
+       ipvtl-dashboard keys list [--store URL]
+       ipvtl-dashboard keys revoke NAME [--store URL]
 
 options (environment fallback in brackets):
   --servers PATH              servers.json to load [IPVTL_SERVERS_CONFIG_PATH] (servers/servers.json)
   --listen ADDR               address to serve on [IPVTL_LISTEN] (127.0.0.1:8000)
   --api-key KEY               require X-API-Key on every mutating request [IPVTL_API_KEY]
-  --audit-log PATH            audit log, JSON lines [IPVTL_AUDIT_LOG] (ipvtl-audit.jsonl)
+  --audit-log PATH            the audit log's JSON-lines mirror [IPVTL_AUDIT_LOG] (ipvtl-audit.jsonl)
+  --store URL                 where the audit, batches, maintenance and keys are kept:
+                              sqlite:PATH or postgres://USER:PASS@HOST/DB [IPVTL_STORE]
+                              (sqlite:ipvtl.db; with --demo, a temporary store)
   --poll-interval SECONDS     time between sweeps [IPVTL_POLL_INTERVAL] (5)
   --poll-timeout SECONDS      per-request timeout [IPVTL_POLL_TIMEOUT] (3)
   --poll-max-concurrent N     polls in flight at most [IPVTL_POLL_MAX_CONCURRENT] (64)
@@ -36,6 +45,13 @@ options (environment fallback in brackets):
                               [IPVTL_TRUSTED_PROXIES, comma-separated]
   --allow-unauthenticated     serve a non-loopback address without an API key
   --demo [N]                  serve an in-process simulated fleet of N servers (20)
+
+keys (work offline or while the dashboard runs on the same store):
+  keys add NAME --role ROLE   make a key; its token is printed once and stored only as a hash.
+                              viewer reads; operator also acts, runs batches and sets
+                              maintenance; admin also reloads the servers file
+  keys list                   names, roles and creation times
+  keys revoke NAME            the key stops working at once
   -h, --help                  this text
   -V, --version               the version
 ";
@@ -71,6 +87,27 @@ pub struct Options {
     pub allow_unauthenticated: bool,
     /// Serve a simulated fleet of this many servers.
     pub demo: Option<usize>,
+    /// The store (`None`: the default for the mode).
+    pub store: Option<String>,
+}
+
+/// What `keys` does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KeysAction {
+    /// Make a key.
+    Add {
+        /// Its name.
+        name: String,
+        /// Its role.
+        role: Role,
+    },
+    /// List the keys.
+    List,
+    /// Remove a key.
+    Revoke {
+        /// Its name.
+        name: String,
+    },
 }
 
 /// What the command line asks for.
@@ -82,6 +119,13 @@ pub enum Command {
     Help,
     /// Print the version.
     Version,
+    /// Manage API keys in a store.
+    Keys {
+        /// The store.
+        store: String,
+        /// What to do.
+        action: KeysAction,
+    },
 }
 
 fn seconds(name: &str, s: &str) -> Result<Duration, String> {
@@ -218,6 +262,11 @@ fn count(name: &str, s: &str) -> Result<usize, String> {
 /// environment variable.
 pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Option<String>) -> Result<Command, String> {
     let env = |k: &str| env(k).filter(|v| !v.is_empty());
+    let mut args = args.into_iter().peekable();
+    if args.peek().is_some_and(|a| a == "keys") {
+        args.next();
+        return parse_keys(args.collect(), env("IPVTL_STORE"));
+    }
     let mut o = Options {
         servers: env("IPVTL_SERVERS_CONFIG_PATH").map_or_else(|| PathBuf::from("servers/servers.json"), PathBuf::from),
         listen: env("IPVTL_LISTEN").unwrap_or_else(|| "127.0.0.1:8000".into()),
@@ -242,10 +291,10 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
             .unwrap_or_default(),
         allow_unauthenticated: false,
         demo: None,
+        store: env("IPVTL_STORE"),
     };
     // Repeated flags replace the environment's list rather than add to it.
     let mut flag_proxies: Option<Vec<TrustedProxy>> = None;
-    let mut args = args.into_iter().peekable();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
@@ -289,6 +338,7 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
                 flag_proxies.get_or_insert_with(Vec::new).push(proxy);
             }
             "--allow-unauthenticated" => o.allow_unauthenticated = true,
+            "--store" => o.store = Some(value("--store")?).filter(|s| !s.is_empty()),
             "--demo" => {
                 let n = match inline {
                     Some(v) => count("--demo", &v)?,
@@ -309,6 +359,46 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
         o.trusted_proxies = list;
     }
     Ok(Command::Run(Box::new(o)))
+}
+
+/// `keys add NAME --role ROLE`, `keys list`, `keys revoke NAME`, each
+/// with `--store URL` (else `IPVTL_STORE`, else the default store).
+fn parse_keys(args: Vec<String>, env_store: Option<String>) -> Result<Command, String> {
+    let mut store = env_store;
+    let mut role = None;
+    let mut words = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value =
+            |name: &str| inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{name} needs a value"));
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--store" => store = Some(value("--store")?),
+            "--role" => {
+                let r = value("--role")?;
+                role = Some(Role::parse(&r).ok_or_else(|| format!("--role {r:?}: use viewer, operator or admin"))?);
+            }
+            f if f.starts_with('-') => return Err(format!("keys: unknown option {f:?} (see --help)")),
+            _ => words.push(arg),
+        }
+    }
+    let store = store.unwrap_or_else(|| DEFAULT_STORE.to_string());
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let action = match (words.as_slice(), role) {
+        (["add", name], Some(role)) => {
+            check_name(name)?;
+            KeysAction::Add { name: name.to_string(), role }
+        }
+        (["add", _], None) => return Err("keys add NAME needs --role viewer, operator or admin".into()),
+        (["list"], None) => KeysAction::List,
+        (["revoke", name], None) => KeysAction::Revoke { name: name.to_string() },
+        _ => return Err("keys: use keys add NAME --role ROLE, keys list, or keys revoke NAME".into()),
+    };
+    Ok(Command::Keys { store, action })
 }
 
 impl Options {
@@ -372,6 +462,38 @@ mod tests {
         let o = run(&["--poll-timeout=2.5", "--channel-stop-timeout", "7"], &[]).unwrap();
         assert_eq!(o.settings().timeout, Duration::from_millis(2500));
         assert_eq!(o.settings().stop_timeout, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn keys_commands_and_the_store() {
+        let keys = |args: &[&str], env: Option<&str>| {
+            parse(args.iter().map(|s| s.to_string()), |k| (k == "IPVTL_STORE").then(|| env.map(String::from)).flatten())
+        };
+        assert_eq!(
+            keys(&["keys", "add", "ci", "--role", "operator", "--store", "sqlite:x.db"], None).unwrap(),
+            Command::Keys {
+                store: "sqlite:x.db".into(),
+                action: KeysAction::Add { name: "ci".into(), role: Role::Operator }
+            }
+        );
+        assert_eq!(
+            keys(&["keys", "list"], Some("postgres://h/db")).unwrap(),
+            Command::Keys { store: "postgres://h/db".into(), action: KeysAction::List }
+        );
+        assert_eq!(
+            keys(&["keys", "revoke", "ci"], None).unwrap(),
+            Command::Keys { store: DEFAULT_STORE.into(), action: KeysAction::Revoke { name: "ci".into() } }
+        );
+        assert!(keys(&["keys", "add", "ci"], None).unwrap_err().contains("--role"));
+        assert!(keys(&["keys", "add", "ci", "--role", "root"], None).unwrap_err().contains("root"));
+        assert!(keys(&["keys", "add", "-x", "--role", "admin"], None).is_err());
+        assert!(keys(&["keys", "frobnicate"], None).is_err());
+        assert_eq!(
+            run(&["--store", "sqlite:a.db"], &[("IPVTL_STORE", "sqlite:b.db")]).unwrap().store.as_deref(),
+            Some("sqlite:a.db")
+        );
+        assert_eq!(run(&[], &[("IPVTL_STORE", "sqlite:b.db")]).unwrap().store.as_deref(), Some("sqlite:b.db"));
+        assert_eq!(run(&[], &[]).unwrap().store, None);
     }
 
     #[test]

@@ -5,13 +5,14 @@
 //! reads it, see [`crate::cache`]), history, metrics, batch progress, and
 //! audit entries of batch actions.
 
+use std::collections::BTreeSet;
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use ipvtl_client::wire::{ActionReportView, BatchReportView, EventView, Wall};
 use ipvtl_client::{Event, Subscription};
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEntry, AuditEvent};
 use crate::state::Inner;
 use crate::timefmt::unix_ms;
 
@@ -53,15 +54,22 @@ async fn run(state: Weak<Inner>, events: Subscription, nudged: smol::channel::Re
         match wake {
             Wake::Closed => return,
             Wake::Event(e) => {
-                handle(&inner, &e);
+                let mut kept = Kept::default();
+                handle(&inner, &e, &mut kept);
                 // Take what else is waiting before deciding to rebuild.
                 let mut n = 0;
                 while let Some(e) = events.try_recv() {
-                    handle(&inner, &e);
+                    handle(&inner, &e, &mut kept);
                     n += 1;
                     if n == 4096 {
                         break;
                     }
+                }
+                // One transaction for the audit entries of the lot, one
+                // write per batch that changed.
+                inner.audit_record(&kept.audit).await;
+                for id in kept.batches {
+                    inner.persist_batch(id).await;
                 }
                 dirty = true;
             }
@@ -85,14 +93,21 @@ fn rebuild(inner: &Inner) {
     inner.metrics.latencies(&latencies);
 }
 
-fn handle(inner: &Inner, e: &Event) {
+/// What a run of events leaves to write to the store.
+#[derive(Default)]
+struct Kept {
+    audit: Vec<AuditEntry>,
+    batches: BTreeSet<u64>,
+}
+
+fn handle(inner: &Inner, e: &Event, kept: &mut Kept) {
     let wall = Wall(inner.cluster.clock());
     let data = serde_json::to_string(&EventView::new(e, wall)).unwrap_or_default();
     let cut = inner.hub.publish(e.kind(), data);
     for _ in 0..cut {
         inner.metrics.sse_dropped();
     }
-    let audit = |batch: u64, event: AuditEvent| inner.config.audit.record(&event.by(inner.batches.who(batch)));
+    let mut audit = |batch: u64, event: AuditEvent| kept.audit.push(event.by(inner.batches.who(batch)));
     match e {
         Event::ActionFinished { report } => {
             let outcome = match &report.outcome {
@@ -116,11 +131,15 @@ fn handle(inner: &Inner, e: &Event) {
                 action: kind.as_str(),
             },
         ),
-        Event::BatchProgress(p) => inner.batches.progress(p),
+        Event::BatchProgress(p) => {
+            inner.batches.progress(p);
+            kept.batches.insert(p.batch.0);
+        }
         Event::BatchFinished { report } => {
             let view = BatchReportView::new(report, wall);
             audit(report.batch.0, AuditEvent::from(&view));
             inner.batches.finish(report, view);
+            kept.batches.insert(report.batch.0);
         }
         Event::SweepFinished { duration, .. } => inner.metrics.sweep(duration.as_secs_f64()),
         _ => {}

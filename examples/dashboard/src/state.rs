@@ -8,13 +8,14 @@ use ipvtl_client::core::ActionProgress;
 use ipvtl_client::wire::{ActionProgressView, ServerView, Wall};
 use ipvtl_client::{Cluster, FleetSnapshot};
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditEntry, AuditLog};
 use crate::batch::Batches;
 use crate::cache::{CachedBody, ServersCache};
 use crate::events::EventHub;
 use crate::history::History;
 use crate::legacy::{actions_by_channel, LegacyServer};
 use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
 
 /// How the dashboard runs, besides the cluster.
 #[derive(Debug)]
@@ -24,7 +25,9 @@ pub struct StateConfig {
     pub servers_path: Option<PathBuf>,
     /// When set, every mutating request needs it in `X-API-Key`.
     pub api_key: Option<String>,
-    /// Where actions are recorded.
+    /// What the dashboard keeps: the audit log, batches, maintenance, keys.
+    pub store: Store,
+    /// The audit log's JSON-lines mirror.
     pub audit: AuditLog,
     /// Origins allowed to call the API from another site (exact match).
     pub cors_origins: Vec<String>,
@@ -41,6 +44,7 @@ impl Default for StateConfig {
         StateConfig {
             servers_path: None,
             api_key: None,
+            store: smol::block_on(Store::memory()).expect("an in-memory store opens"),
             audit: AuditLog::open(None).expect("an in-memory audit log cannot fail"),
             cors_origins: Vec::new(),
             public_origin: None,
@@ -105,11 +109,51 @@ impl AppState {
         &self.inner.cluster
     }
 
-    /// The audit log.
+    /// The audit log's JSON-lines mirror.
     pub fn audit(&self) -> &AuditLog {
         &self.inner.config.audit
     }
 
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.config.store
+    }
+
+    /// Brings back what the store kept (call once, before serving):
+    /// maintenance flags of servers in the list, recent batches (those that
+    /// never finished show `interrupted`), and batch numbering after the
+    /// last stored batch, so a new batch never takes an old one's id.
+    pub async fn restore(&self) -> Result<Restored, StoreError> {
+        let store = self.store();
+        let mut restored = Restored::default();
+        for id in store.maintenance().await? {
+            if self.cluster().set_maintenance(&id, true).is_ok() {
+                restored.maintenance.push(id);
+            }
+        }
+        self.cluster().number_batches_after(store.last_batch_id().await?);
+        for entry in store.batches(crate::batch::KEPT).await? {
+            if let Some((id, state, created_at, json)) = self.inner.batches.restore(&entry) {
+                store.put_batch(id, state, created_at, &json).await?;
+                restored.interrupted_batches.push(id);
+            }
+        }
+        self.invalidate();
+        Ok(restored)
+    }
+}
+
+/// What [`AppState::restore`] brought back.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Restored {
+    /// Servers put back in maintenance.
+    pub maintenance: Vec<String>,
+    /// Batches that were running when the dashboard stopped, now marked
+    /// `interrupted`.
+    pub interrupted_batches: Vec<u64>,
+}
+
+impl AppState {
     /// How many times the `/api/servers` body has been built.
     pub fn cache_rebuilds(&self) -> u64 {
         self.inner.cache.rebuilds()
@@ -134,6 +178,37 @@ impl AppState {
 }
 
 impl Inner {
+    /// Records a write-ahead audit entry: committed to the store and synced
+    /// to the mirror when this returns; an error means nothing may be done.
+    pub(crate) async fn audit_now(&self, entry: &AuditEntry) -> Result<(), String> {
+        let row = entry.row().map_err(|e| e.to_string())?;
+        self.config.store.append_audit(std::slice::from_ref(&row)).await.map_err(|e| e.to_string())?;
+        let audit = &self.config.audit;
+        audit.append(std::slice::from_ref(&row), true).map_err(|e| format!("the audit mirror: {e}"))
+    }
+
+    /// Writes batch `id`'s current view to the store.
+    pub(crate) async fn persist_batch(&self, id: u64) {
+        let Some((id, state, created_at, json)) = self.batches.stored(id) else { return };
+        if let Err(e) = self.config.store.put_batch(id, state, created_at, &json).await {
+            eprintln!("ipvtl-dashboard: {e}");
+        }
+    }
+
+    /// Records entries after the fact (one transaction), reporting a
+    /// failure on stderr.
+    pub(crate) async fn audit_record(&self, entries: &[AuditEntry]) {
+        if entries.is_empty() {
+            return;
+        }
+        let rows: Vec<_> = entries.iter().filter_map(|e| e.row().ok()).collect();
+        if let Err(e) = self.config.store.append_audit(&rows).await {
+            eprintln!("ipvtl-dashboard: cannot write the audit log: {e}");
+        }
+        if let Err(e) = self.config.audit.append(&rows, false) {
+            eprintln!("ipvtl-dashboard: cannot write the audit mirror: {e}");
+        }
+    }
     /// Rebuilds the `/api/servers` body now (kept only if nothing newer was
     /// installed meanwhile) and returns the fleet it was built from.
     pub(crate) fn rebuild_servers(&self) -> FleetSnapshot {

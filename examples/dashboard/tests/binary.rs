@@ -16,6 +16,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_ipvtl-dashboard");
 fn dashboard(args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     c.args(args).env_remove("IPVTL_API_KEY").env_remove("IPVTL_LISTEN").env_remove("IPVTL_SERVERS_CONFIG_PATH");
+    // A store of its own that leaves nothing behind, unless `--store` says
+    // otherwise (tests that restart on one store).
+    c.env("IPVTL_STORE", "sqlite::memory:");
     c
 }
 

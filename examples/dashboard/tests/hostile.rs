@@ -34,7 +34,8 @@ impl Running {
         for var in ["IPVTL_API_KEY", "IPVTL_LISTEN", "IPVTL_SERVERS_CONFIG_PATH", "IPVTL_PUBLIC_URL"] {
             cmd.env_remove(var);
         }
-        cmd.env_remove("IPVTL_TRUSTED_PROXIES").envs(env.iter().copied());
+        // A store of its own that leaves nothing behind.
+        cmd.env_remove("IPVTL_TRUSTED_PROXIES").env("IPVTL_STORE", "sqlite::memory:").envs(env.iter().copied());
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("the binary starts");
         let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
         let addr = loop {

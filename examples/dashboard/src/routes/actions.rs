@@ -27,7 +27,7 @@ pub(super) async fn channel_action(
     let action = kind.as_str();
     // Write-ahead: the intent is on disk before anything can be sent.
     let requested = AuditEvent::ActionRequested { server_id: id.clone(), channel_id: channel, action };
-    audit_now(&st, &requested.by(who.clone()))?;
+    audit_now(&st, &requested.by(who.clone())).await?;
     let pending = match st.cluster().submit(&id, channel, kind) {
         Ok(p) => p,
         Err(e) => {
@@ -38,7 +38,7 @@ pub(super) async fn channel_action(
                 outcome: e.kind(),
                 detail: e.to_string(),
             };
-            st.audit().record(&refused.by(who));
+            st.inner.audit_record(&[refused.by(who)]).await;
             return Err(ApiError::from_client(&e));
         }
     };
@@ -65,7 +65,7 @@ pub(super) async fn channel_action(
                 detail: e.to_string(),
             },
         };
-        audit_state.audit().record(&event.by(who));
+        audit_state.inner.audit_record(&[event.by(who)]).await;
         result
     })
     .await;

@@ -12,7 +12,6 @@ use serde::Serialize;
 
 use super::{audit_now, json, json_body, path, ApiResult};
 use crate::audit::AuditEvent;
-use crate::batch::BatchEntryView;
 use crate::error::ApiError;
 use crate::guard::Who;
 use crate::state::AppState;
@@ -57,9 +56,10 @@ pub(super) async fn submit(
     }
     let who = who.map(|Extension(w)| w);
     let requested = AuditEvent::BatchRequested { action, count: plan.len(), targets: answer.targets.clone() };
-    audit_now(&st, &requested.by(who.clone()))?;
+    audit_now(&st, &requested.by(who.clone())).await?;
     let (id, done) = cluster.submit_batch(spec.clone()).map_err(|e| ApiError::from_client(&e))?;
     st.inner.batches.insert(id.0, spec.kind, plan.len(), who);
+    st.inner.persist_batch(id.0).await;
     // Its first actions are under way: the list shows them.
     st.invalidate();
     // Progress and the report arrive as events; nobody needs this future.
@@ -69,13 +69,19 @@ pub(super) async fn submit(
     Ok((StatusCode::ACCEPTED, json(&answer)?).into_response())
 }
 
-pub(super) async fn list(State(st): State<AppState>) -> Json<Vec<BatchEntryView>> {
+pub(super) async fn list(State(st): State<AppState>) -> Json<Vec<serde_json::Value>> {
     Json(st.inner.batches.list())
 }
 
 pub(super) async fn one(State(st): State<AppState>, p: Result<Path<String>, PathRejection>) -> ApiResult {
     let raw = path(p)?;
     let id = raw.parse::<u64>().map_err(|_| ApiError::not_found(format!("no batch {raw:?}")))?;
-    let entry = st.inner.batches.get(id).ok_or_else(|| ApiError::not_found(format!("no batch {id}")))?;
-    json(&entry)
+    if let Some(entry) = st.inner.batches.get(id) {
+        return Ok(Json(entry));
+    }
+    // Older than those in memory: the store has it, as it last was.
+    let stored =
+        st.store().batch(id).await.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let entry = stored.and_then(|s| serde_json::from_str(&s).ok());
+    entry.map(Json).ok_or_else(|| ApiError::not_found(format!("no batch {id}")))
 }

@@ -137,10 +137,10 @@ async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Resu
     T::deserialize(value).map_err(|e| ApiError::unprocessable(format!("invalid request: {e}")))
 }
 
-/// Writes an audit entry and syncs it before anything is done; when it
-/// cannot be written, nothing is done (503).
-fn audit_now(state: &AppState, entry: &AuditEntry) -> Result<(), ApiError> {
-    state.audit().append(entry, true).map_err(|e| {
+/// Commits an audit entry to the store (and syncs its mirror line) before
+/// anything is done; when it cannot be recorded, nothing is done (503).
+async fn audit_now(state: &AppState, entry: &AuditEntry) -> Result<(), ApiError> {
+    state.inner.audit_now(entry).await.map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the audit log cannot be written, nothing was done: {e}"),

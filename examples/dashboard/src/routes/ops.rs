@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -76,5 +76,11 @@ pub(super) async fn audit(State(st): State<AppState>, Query(q): Query<HashMap<St
             .ok_or_else(|| ApiError::unprocessable("limit must be an integer within 1..=1000"))?,
     };
     let path = st.audit().path().map(|p| p.display().to_string());
-    Ok(Json(json!({"path": path, "entries": st.audit().recent(limit)})))
+    let rows = st
+        .store()
+        .recent_audit(limit)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let entries: Vec<Value> = rows.iter().filter_map(|r| serde_json::from_str(r).ok()).collect();
+    Ok(Json(json!({"path": path, "store": st.store().shown(), "entries": entries})))
 }

@@ -140,7 +140,13 @@ pub(super) async fn maintenance(
     let req: MaintenanceRequest = json_body(&headers, body).await?;
     st.cluster().server(&id).map_err(|e| ApiError::from_client(&e))?;
     let who = who.map(|Extension(w)| w);
-    audit_now(&st, &AuditEvent::Maintenance { server_id: id.clone(), enabled: req.enabled }.by(who))?;
+    audit_now(&st, &AuditEvent::Maintenance { server_id: id.clone(), enabled: req.enabled }.by(who)).await?;
+    // Kept first, so a flag that took effect is one that survives a restart.
+    let at = crate::timefmt::unix_s(std::time::SystemTime::now());
+    st.store()
+        .set_maintenance(&id, req.enabled, at)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("nothing was changed: {e}")))?;
     st.cluster().set_maintenance(&id, req.enabled).map_err(|e| ApiError::from_client(&e))?;
     st.invalidate();
     Ok(Json(json!({"server_id": id, "maintenance": req.enabled})))
@@ -164,7 +170,9 @@ pub(super) async fn reload(State(st): State<AppState>, who: Option<Extension<Who
         Ok(summary) => {
             st.invalidate();
             let count = st.cluster().len();
-            st.audit().record(&AuditEvent::Reload { outcome: "ok", count: Some(count), detail: None }.by(who));
+            st.inner
+                .audit_record(&[AuditEvent::Reload { outcome: "ok", count: Some(count), detail: None }.by(who)])
+                .await;
             json(&ReloadAnswer {
                 message: format!("Reloaded {count} servers from {}", path.display()),
                 count,
@@ -173,7 +181,7 @@ pub(super) async fn reload(State(st): State<AppState>, who: Option<Extension<Who
         }
         Err(e) => {
             let detail = Some(e.to_string());
-            st.audit().record(&AuditEvent::Reload { outcome: "refused", count: None, detail }.by(who));
+            st.inner.audit_record(&[AuditEvent::Reload { outcome: "refused", count: None, detail }.by(who)]).await;
             Err(ApiError::bad_request(e.to_string()).with(json!({"error_kind": e.kind()})))
         }
     }

@@ -10,10 +10,14 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ipvtl-dashboard");
 
-/// The binary, with the environment it would read cleared.
+/// The binary, with the environment it would read cleared and an
+/// in-memory store.
 pub fn dashboard(args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     c.args(args).env_remove("IPVTL_API_KEY").env_remove("IPVTL_LISTEN").env_remove("IPVTL_SERVERS_CONFIG_PATH");
+    // A store of its own that leaves nothing behind, unless `--store` says
+    // otherwise (tests that restart on one store).
+    c.env("IPVTL_STORE", "sqlite::memory:");
     c
 }
 
@@ -57,6 +61,12 @@ impl Dashboard {
     pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         json_of(http(self.addr, "POST", path, Some(&body.to_string())))
     }
+
+    /// A request with `X-API-Key: key` (when given) and a JSON body (when given).
+    pub fn send(&self, method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+        let headers = key.map(|k| format!("X-API-Key: {k}\r\n")).unwrap_or_default();
+        json_of(http_with(self.addr, method, path, &headers, body.map(Value::to_string).as_deref()))
+    }
 }
 
 impl Drop for Dashboard {
@@ -73,13 +83,18 @@ fn json_of((code, body): (u16, String)) -> (u16, Value) {
 /// One HTTP/1.1 request on a connection of its own (a JSON body if any);
 /// returns the status code and the body (de-chunked).
 pub fn http(addr: SocketAddr, method: &str, path: &str, json: Option<&str>) -> (u16, String) {
+    http_with(addr, method, path, "", json)
+}
+
+/// [`http`] with extra header lines (each ending in `\r\n`).
+pub fn http_with(addr: SocketAddr, method: &str, path: &str, headers: &str, json: Option<&str>) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect to the dashboard");
     s.set_read_timeout(Some(Duration::from_secs(20))).expect("a read timeout");
     let body = json.unwrap_or("");
     let ctype = if json.is_some() { "Content-Type: application/json\r\n" } else { "" };
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{ctype}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}{ctype}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .expect("send the request");

@@ -1,0 +1,64 @@
+//! The store's suite, against SQLite here (in memory and in a file); the
+//! same suite runs against a real PostgreSQL in `tests/store_postgres.rs`.
+
+use super::*;
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ipvtl-store-unit-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_suite_passes_on_sqlite_in_memory() {
+    smol::block_on(async {
+        let store = Store::memory().await.unwrap();
+        crate::store::suite::run(&store).await;
+    });
+}
+
+#[test]
+fn a_sqlite_file_keeps_everything_and_is_in_wal_mode() {
+    let dir = temp("file");
+    let url = format!("sqlite:{}", dir.join("s.db").display());
+    smol::block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        crate::store::suite::run(&store).await;
+        let mode: String = match &store.pool {
+            Pool::Sqlite(p) => sqlx::query("PRAGMA journal_mode").fetch_one(p).await.unwrap().get(0),
+            Pool::Postgres(_) => unreachable!(),
+        };
+        assert_eq!(mode, "wal");
+        drop(store);
+        let again = Store::open(&url).await.unwrap();
+        assert_eq!(again.schema_version().await.unwrap(), SCHEMA_VERSION);
+        assert!(again.has_keys().await.unwrap(), "kept across opens");
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_newer_schema_is_refused_naming_both_versions() {
+    let dir = temp("newer");
+    let url = format!("sqlite:{}", dir.join("s.db").display());
+    smol::block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        crate::store::suite::pretend_newer_schema(&url, 99).await;
+        drop(store);
+        let e = Store::open(&url).await.unwrap_err();
+        assert!(e.store.contains("s.db"), "{e}");
+        assert!(e.reason.contains("version 99") && e.reason.contains(&format!("up to {SCHEMA_VERSION}")), "{e}");
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn stores_that_cannot_be_opened_say_which_and_why() {
+    let e = smol::block_on(Store::open("sqlite:/nonexistent-dir/x/y.db")).unwrap_err();
+    assert!(e.to_string().contains("/nonexistent-dir/x/y.db"), "{e}");
+    let e = smol::block_on(Store::open("mysql://h/db")).unwrap_err();
+    assert!(e.reason.contains("sqlite:PATH"), "{e}");
+    assert_eq!(redact("postgres://ipvtl:hunter2@db:5432/x"), "postgres://ipvtl:***@db:5432/x");
+    assert_eq!(redact("postgres://db/x"), "postgres://db/x");
+}
