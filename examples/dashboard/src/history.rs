@@ -1,5 +1,6 @@
 //! Per-server history: a bounded ring of recent samples (cpu average and
-//! running channels), one per completed poll.
+//! running channels), one per completed poll, for the page; the same
+//! samples go to the store's downsampled history (`crate::store`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -7,6 +8,8 @@ use std::sync::Mutex;
 use ipvtl_client::core::{ChannelState, Instant};
 use ipvtl_client::FleetSnapshot;
 use serde::Serialize;
+
+use crate::store::HistorySample;
 
 /// Samples kept per server.
 pub(crate) const HISTORY_LEN: usize = 120;
@@ -33,10 +36,12 @@ struct HistoryInner {
 
 impl History {
     /// Records one sample for every server polled since the last call, and
-    /// returns the latencies (seconds) of those polls for the histogram.
-    pub fn record(&self, fleet: &FleetSnapshot, to_unix_ms: impl Fn(Instant) -> u64) -> Vec<f64> {
+    /// returns the latencies (seconds) of those polls for the histogram and
+    /// the samples, for the store's downsampled history.
+    pub fn record(&self, fleet: &FleetSnapshot, to_unix_ms: impl Fn(Instant) -> u64) -> (Vec<f64>, Vec<HistorySample>) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut latencies = Vec::new();
+        let mut stored = Vec::new();
         let ids: std::collections::HashSet<&str> = fleet.servers.iter().map(|s| s.config.id.as_str()).collect();
         inner.series.retain(|k, _| ids.contains(k.as_str()));
         inner.last_poll.retain(|k, _| ids.contains(k.as_str()));
@@ -57,13 +62,20 @@ impl History {
                 running_channels: status.map_or(0, |st| st.count_in(&ChannelState::Running)),
                 status: s.state.health.as_str(),
             };
+            stored.push(HistorySample {
+                server_id: id.to_string(),
+                at: i64::try_from(sample.t / 1000).unwrap_or(i64::MAX),
+                cpu_avg: sample.cpu_avg,
+                running_channels: u64::try_from(sample.running_channels).unwrap_or(u64::MAX),
+                health: sample.status.to_string(),
+            });
             let ring = inner.series.entry(id.to_string()).or_default();
             if ring.len() == HISTORY_LEN {
                 ring.pop_front();
             }
             ring.push_back(sample);
         }
-        latencies
+        (latencies, stored)
     }
 
     pub fn series(&self, id: &str) -> Vec<Sample> {

@@ -132,6 +132,7 @@ fn run(o: &Options) -> Result<(), Fatal> {
             api_key: o.api_key.clone(),
             store,
             audit,
+            history: o.history,
             cors_origins: o.cors_origins.clone(),
             public_origin: o.public_origin.clone(),
             trusted_proxies: o.trusted_proxies.clone(),

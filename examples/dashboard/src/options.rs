@@ -9,7 +9,7 @@ use std::time::Duration;
 use ipvtl_client::Settings;
 
 use crate::keys::{check_name, Role};
-use crate::store::DEFAULT_STORE;
+use crate::store::{HistoryRetention, DEFAULT_STORE};
 
 /// Servers in the demo fleet when `--demo` has no number.
 pub const DEMO_DEFAULT: usize = 20;
@@ -29,9 +29,12 @@ options (environment fallback in brackets):
   --listen ADDR               address to serve on [IPVTL_LISTEN] (127.0.0.1:8000)
   --api-key KEY               require X-API-Key on every mutating request [IPVTL_API_KEY]
   --audit-log PATH            the audit log's JSON-lines mirror [IPVTL_AUDIT_LOG] (ipvtl-audit.jsonl)
-  --store URL                 where the audit, batches, maintenance and keys are kept:
+  --store URL                 where the audit, batches, maintenance, keys and history are kept:
                               sqlite:PATH or postgres://USER:PASS@HOST/DB [IPVTL_STORE]
                               (sqlite:ipvtl.db; with --demo, a temporary store)
+  --history-keep-10s DURATION how long the store keeps 10 s history points, e.g. 24h, 90m,
+                              3600 (seconds), 0 = not kept [IPVTL_HISTORY_KEEP_10S] (24h)
+  --history-keep-1m DURATION  the same for 1 min points [IPVTL_HISTORY_KEEP_1M] (30d)
   --poll-interval SECONDS     time between sweeps [IPVTL_POLL_INTERVAL] (5)
   --poll-timeout SECONDS      per-request timeout [IPVTL_POLL_TIMEOUT] (3)
   --poll-max-concurrent N     polls in flight at most [IPVTL_POLL_MAX_CONCURRENT] (64)
@@ -89,6 +92,8 @@ pub struct Options {
     pub demo: Option<usize>,
     /// The store (`None`: the default for the mode).
     pub store: Option<String>,
+    /// How long the store keeps downsampled history.
+    pub history: HistoryRetention,
 }
 
 /// What `keys` does.
@@ -251,6 +256,29 @@ fn proxies(name: &str, list: &str) -> Result<Vec<TrustedProxy>, String> {
         .collect()
 }
 
+/// A keep duration: a whole number with `s`, `m`, `h` or `d` (none:
+/// seconds); 0 is allowed (not kept); at most ten years.
+fn keep(name: &str, s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c),
+        _ => (t, 's'),
+    };
+    let per = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => 0,
+    };
+    match digits.parse::<u64>().ok().filter(|_| per > 0).and_then(|n| n.checked_mul(per)) {
+        Some(secs) if secs <= 3650 * 86_400 => Ok(Duration::from_secs(secs)),
+        _ => Err(format!(
+            "{name}: {s:?} must be a whole number of s, m, h or d (e.g. 24h, 30d; 0 = not kept), at most 3650d"
+        )),
+    }
+}
+
 fn count(name: &str, s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
@@ -292,6 +320,16 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
         allow_unauthenticated: false,
         demo: None,
         store: env("IPVTL_STORE"),
+        history: HistoryRetention {
+            ten_seconds: env("IPVTL_HISTORY_KEEP_10S")
+                .map(|v| keep("IPVTL_HISTORY_KEEP_10S", &v))
+                .transpose()?
+                .unwrap_or(HistoryRetention::default().ten_seconds),
+            one_minute: env("IPVTL_HISTORY_KEEP_1M")
+                .map(|v| keep("IPVTL_HISTORY_KEEP_1M", &v))
+                .transpose()?
+                .unwrap_or(HistoryRetention::default().one_minute),
+        },
     };
     // Repeated flags replace the environment's list rather than add to it.
     let mut flag_proxies: Option<Vec<TrustedProxy>> = None;
@@ -339,6 +377,8 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
             }
             "--allow-unauthenticated" => o.allow_unauthenticated = true,
             "--store" => o.store = Some(value("--store")?).filter(|s| !s.is_empty()),
+            "--history-keep-10s" => o.history.ten_seconds = keep("--history-keep-10s", &value("--history-keep-10s")?)?,
+            "--history-keep-1m" => o.history.one_minute = keep("--history-keep-1m", &value("--history-keep-1m")?)?,
             "--demo" => {
                 let n = match inline {
                     Some(v) => count("--demo", &v)?,
@@ -494,6 +534,26 @@ mod tests {
         );
         assert_eq!(run(&[], &[("IPVTL_STORE", "sqlite:b.db")]).unwrap().store.as_deref(), Some("sqlite:b.db"));
         assert_eq!(run(&[], &[]).unwrap().store, None);
+    }
+
+    #[test]
+    fn history_keeps_from_flags_or_environment() {
+        let o = run(&[], &[]).unwrap();
+        assert_eq!(o.history, HistoryRetention::default());
+        assert_eq!(o.history.ten_seconds, Duration::from_secs(86_400));
+        assert_eq!(o.history.one_minute, Duration::from_secs(30 * 86_400));
+        let o =
+            run(&["--history-keep-10s", "90m"], &[("IPVTL_HISTORY_KEEP_10S", "1h"), ("IPVTL_HISTORY_KEEP_1M", "7d")])
+                .unwrap();
+        assert_eq!(o.history.ten_seconds, Duration::from_secs(5400), "a flag wins over the environment");
+        assert_eq!(o.history.one_minute, Duration::from_secs(7 * 86_400));
+        assert_eq!(run(&["--history-keep-1m=3600"], &[]).unwrap().history.one_minute, Duration::from_secs(3600));
+        assert_eq!(run(&["--history-keep-10s", "0"], &[]).unwrap().history.ten_seconds, Duration::ZERO);
+        for bad in ["", "h", "1.5h", "-1d", "3w", "3651d", "24 h"] {
+            let e = run(&["--history-keep-10s", bad], &[]).unwrap_err();
+            assert!(e.contains("--history-keep-10s"), "{bad:?}: {e}");
+        }
+        assert!(run(&[], &[("IPVTL_HISTORY_KEEP_1M", "forever")]).unwrap_err().contains("IPVTL_HISTORY_KEEP_1M"));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! the dashboard's derived state current: SSE fan-out, the cached
 //! `/api/servers` body (rebuilt at most every [`MIN_REBUILD`] after events;
 //! a change made through the API is also rebuilt by the next request that
-//! reads it, see [`crate::cache`]), history, metrics, batch progress, and
-//! audit entries of batch actions.
+//! reads it, see [`crate::cache`]), history (the ring, and the store's
+//! downsampled points: one transaction per rebuild), metrics, batch
+//! progress, and audit entries of batch actions.
 
 use std::collections::BTreeSet;
 use std::sync::Weak;
@@ -14,6 +15,7 @@ use ipvtl_client::{Event, Subscription};
 
 use crate::audit::{AuditEntry, AuditEvent};
 use crate::state::Inner;
+use crate::store::HistorySample;
 use crate::timefmt::unix_ms;
 
 /// Shortest time between two rebuilds of the `/api/servers` body.
@@ -79,18 +81,23 @@ async fn run(state: Weak<Inner>, events: Subscription, nudged: smol::channel::Re
             Wake::Timer => {}
         }
         if dirty && last_rebuild.elapsed() >= MIN_REBUILD {
-            rebuild(&inner);
+            let polled = rebuild(&inner);
+            // One transaction for the lot, however many servers it holds.
+            inner.persist_history(&polled).await;
             dirty = false;
             last_rebuild = Instant::now();
         }
     }
 }
 
-fn rebuild(inner: &Inner) {
+/// Rebuilds the `/api/servers` body and the history ring; returns the
+/// polls new since the last rebuild, for the store.
+fn rebuild(inner: &Inner) -> Vec<HistorySample> {
     let fleet = inner.rebuild_servers();
     let clock = *inner.cluster.clock();
-    let latencies = inner.history.record(&fleet, |t| unix_ms(clock.to_system_time(t)));
+    let (latencies, polled) = inner.history.record(&fleet, |t| unix_ms(clock.to_system_time(t)));
     inner.metrics.latencies(&latencies);
+    polled
 }
 
 /// What a run of events leaves to write to the store.

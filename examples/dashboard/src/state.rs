@@ -15,7 +15,7 @@ use crate::events::EventHub;
 use crate::history::History;
 use crate::legacy::{actions_by_channel, LegacyServer};
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::store::{HistoryRetention, HistorySample, Store, StoreError};
 
 /// How the dashboard runs, besides the cluster.
 #[derive(Debug)]
@@ -25,10 +25,13 @@ pub struct StateConfig {
     pub servers_path: Option<PathBuf>,
     /// When set, every mutating request needs it in `X-API-Key`.
     pub api_key: Option<String>,
-    /// What the dashboard keeps: the audit log, batches, maintenance, keys.
+    /// What the dashboard keeps: the audit log, batches, maintenance, keys,
+    /// downsampled history.
     pub store: Store,
     /// The audit log's JSON-lines mirror.
     pub audit: AuditLog,
+    /// How long the store keeps downsampled history.
+    pub history: HistoryRetention,
     /// Origins allowed to call the API from another site (exact match).
     pub cors_origins: Vec<String>,
     /// The origin browsers use to reach the dashboard when a reverse proxy
@@ -46,6 +49,7 @@ impl Default for StateConfig {
             api_key: None,
             store: smol::block_on(Store::memory()).expect("an in-memory store opens"),
             audit: AuditLog::open(None).expect("an in-memory audit log cannot fail"),
+            history: HistoryRetention::default(),
             cors_origins: Vec::new(),
             public_origin: None,
             trusted_proxies: Vec::new(),
@@ -191,6 +195,18 @@ impl Inner {
     pub(crate) async fn persist_batch(&self, id: u64) {
         let Some((id, state, created_at, json)) = self.batches.stored(id) else { return };
         if let Err(e) = self.config.store.put_batch(id, state, created_at, &json).await {
+            eprintln!("ipvtl-dashboard: {e}");
+        }
+    }
+
+    /// Adds the polls to the store's downsampled history (one transaction),
+    /// reporting a failure on stderr.
+    pub(crate) async fn persist_history(&self, polled: &[HistorySample]) {
+        if polled.is_empty() {
+            return;
+        }
+        let now = crate::timefmt::unix_now_s();
+        if let Err(e) = self.config.store.record_history(polled, &self.config.history.keep(), now).await {
             eprintln!("ipvtl-dashboard: {e}");
         }
     }

@@ -12,6 +12,11 @@ pub(crate) fn unix_s(t: SystemTime) -> f64 {
     unix_ms(t) as f64 / 1000.0
 }
 
+/// Whole Unix seconds, now (the stored history's time).
+pub(crate) fn unix_now_s() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// `2024-05-01T12:34:56.789Z`.
 pub(crate) fn iso_from_ms(ms: u64) -> String {
     let secs = ms / 1000;

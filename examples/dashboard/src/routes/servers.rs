@@ -2,7 +2,7 @@
 //! maintenance, reload.
 
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +18,7 @@ use crate::guard::Who;
 use crate::history::HISTORY_LEN;
 use crate::legacy::{actions_by_channel, LegacyServer, LegacyState};
 use crate::state::AppState;
+use crate::store::HistoryStep;
 use crate::timefmt::iso_from_ms;
 
 /// `GET /api/servers`: the original tool's list, served from the cached
@@ -81,9 +82,54 @@ struct SampleView {
     status: &'static str,
 }
 
-pub(super) async fn history(State(st): State<AppState>, p: Result<Path<String>, PathRejection>) -> ApiResult {
+/// `GET /api/servers/{id}/history`: without a query, the ring of recent
+/// polls the page draws (`samples`); with `since` (Unix seconds, default an
+/// hour ago) and/or `step` (`10s` or `1m`, or 10 or 60 seconds; default
+/// 10 s), the store's downsampled points from `since` on.
+pub(super) async fn history(
+    State(st): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
+) -> ApiResult {
     let id = path(p)?;
     st.cluster().server(&id).map_err(|e| ApiError::from_client(&e))?;
+    let Query(q) = q.map_err(|e| ApiError::unprocessable(format!("history query: {}", e.body_text())))?;
+    if q.since.is_none() && q.step.is_none() {
+        return Ok(ring(&st, id));
+    }
+    let step = match q.step.as_deref() {
+        None => HistoryStep::TenSeconds,
+        Some(s) => HistoryStep::parse(s).ok_or_else(|| {
+            ApiError::unprocessable(format!("step: {s:?} is not a history step: use 10s or 1m (or 10 or 60 seconds)"))
+        })?,
+    };
+    let since = match q.since.as_deref() {
+        None => crate::timefmt::unix_now_s() - 3600,
+        Some(s) => s.trim().parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+            ApiError::unprocessable(format!("since: {s:?} must be a time in Unix seconds (a whole number, 0 or more)"))
+        })?,
+    };
+    let kept = st.inner.config.history.of(step);
+    if kept.is_zero() {
+        let flag = match step {
+            HistoryStep::TenSeconds => "--history-keep-10s",
+            HistoryStep::OneMinute => "--history-keep-1m",
+        };
+        return Err(ApiError::unprocessable(format!(
+            "step: {} points are not kept by this dashboard ({flag} is 0)",
+            step.as_str()
+        )));
+    }
+    let points = st
+        .store()
+        .history(&id, step, since)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok(Json(json!({"server_id": id, "step": step.as_str(), "since": since, "points": points})))
+}
+
+/// The ring of recent polls, as the page reads it.
+fn ring(st: &AppState, id: String) -> Json<serde_json::Value> {
     let samples: Vec<SampleView> = st
         .inner
         .history
@@ -97,7 +143,14 @@ pub(super) async fn history(State(st): State<AppState>, p: Result<Path<String>, 
             status: s.status,
         })
         .collect();
-    Ok(Json(json!({"server_id": id, "capacity": HISTORY_LEN, "samples": samples})))
+    Json(json!({"server_id": id, "capacity": HISTORY_LEN, "samples": samples}))
+}
+
+/// The stored history's query (`?since=&step=`), checked by the handler.
+#[derive(Deserialize)]
+pub(super) struct HistoryQuery {
+    since: Option<String>,
+    step: Option<String>,
 }
 
 #[derive(Deserialize)]

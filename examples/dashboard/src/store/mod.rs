@@ -1,5 +1,6 @@
 //! The store: what the dashboard keeps across restarts (the audit log,
-//! batches and their reports, maintenance flags, API keys), in SQLite by
+//! batches and their reports, maintenance flags, API keys, downsampled
+//! history), in SQLite by
 //! default (`sqlite:PATH`, WAL mode, nothing to install) or PostgreSQL when
 //! shared (`postgres://...`).
 //!
@@ -23,12 +24,17 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Row, SqlSafeStr};
 
 /// The schema versions this binary knows, per dialect: (version, name, SQL).
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/sqlite/0001_init.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, "history", include_str!("../../migrations/sqlite/0002_history.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
+    (2, "history", include_str!("../../migrations/postgres/0002_history.sql")),
+];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The default store of a dashboard started from a servers file.
 pub const DEFAULT_STORE: &str = "sqlite:ipvtl.db";
@@ -67,6 +73,9 @@ macro_rules! on_pool {
         }
     };
 }
+
+mod history;
+pub use history::{HistoryPoint, HistoryRetention, HistorySample, HistoryStep};
 
 /// The dashboard's store. Cheap to clone (the pools are shared).
 #[derive(Clone)]

@@ -3,7 +3,9 @@
 //! API is used, and names are unique per run, so it may run against a
 //! store that already holds data.
 
-use super::{AuditRow, Store, SCHEMA_VERSION};
+use std::time::Duration;
+
+use super::{AuditRow, HistorySample, HistoryStep, Store, SCHEMA_VERSION};
 
 fn unique() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
@@ -78,6 +80,53 @@ pub async fn run(store: &Store) {
     assert_eq!(store.key_by_hash(&hash).await.unwrap(), None);
     // Leave a key, for the tests that reopen the store.
     store.add_key(&format!("kept-{tag}"), "viewer", &format!("kept-{tag}"), 6.0).await.unwrap();
+
+    history(store, &tag).await;
+}
+
+fn sample(server: &str, at: i64, cpu: Option<f64>, running: u64, health: &str) -> HistorySample {
+    HistorySample { server_id: server.into(), at, cpu_avg: cpu, running_channels: running, health: health.into() }
+}
+
+/// Downsampled history: buckets per step, the mean cpu and the last
+/// running count and health, pruned by age per step.
+async fn history(store: &Store, tag: &str) {
+    let (ten, one) = (HistoryStep::TenSeconds, HistoryStep::OneMinute);
+    let keep = [(ten, Duration::from_secs(3600)), (one, Duration::from_secs(86_400))];
+    let server = format!("hist-{tag}");
+    let t0 = 1_800_000_000; // a whole minute
+                            // Two writes fall in the same 10 s bucket: the mean cpu, the last count.
+    store.record_history(&[sample(&server, t0 + 1, Some(10.0), 3, "online")], &keep, t0).await.unwrap();
+    let batch = [
+        sample(&server, t0 + 9, Some(20.0), 2, "online"),
+        sample(&server, t0 + 12, None, 0, "offline"),
+        sample(&server, t0 + 75, Some(50.0), 4, "online"),
+        sample(&format!("other-{tag}"), t0 + 5, Some(99.0), 9, "online"),
+    ];
+    store.record_history(&batch, &keep, t0 + 75).await.unwrap();
+    let points = store.history(&server, ten, t0).await.unwrap();
+    let at: Vec<i64> = points.iter().map(|p| p.at).collect();
+    assert_eq!(at, [t0, t0 + 10, t0 + 70]);
+    assert_eq!((points[0].cpu_avg, points[0].running_channels), (Some(15.0), 2));
+    assert_eq!((points[1].cpu_avg, points[1].health.as_str()), (None, "offline"), "no cpu figure: none");
+    let minutes = store.history(&server, one, t0).await.unwrap();
+    assert_eq!(minutes.len(), 2);
+    assert_eq!((minutes[0].at, minutes[0].cpu_avg, minutes[0].health.as_str()), (t0, Some(15.0), "offline"));
+    assert_eq!((minutes[1].at, minutes[1].cpu_avg), (t0 + 60, Some(50.0)));
+    // `since` inside a bucket includes that bucket.
+    assert_eq!(store.history(&server, ten, t0 + 15).await.unwrap().len(), 2);
+    assert!(store.history(&server, ten, t0 + 1000).await.unwrap().is_empty());
+    assert!(store.history("no such server", ten, 0).await.unwrap().is_empty());
+    // Two hours on: the 10 s points are gone, the minutes stay.
+    store.record_history(&[sample(&server, t0 + 7200, Some(1.0), 1, "online")], &keep, t0 + 7200).await.unwrap();
+    let points = store.history(&server, ten, t0).await.unwrap();
+    assert_eq!(points.iter().map(|p| p.at).collect::<Vec<_>>(), [t0 + 7200], "pruned past its keep");
+    assert_eq!(store.history(&server, one, t0).await.unwrap().len(), 3);
+    // A step kept for zero is neither written nor kept.
+    let off = [(ten, Duration::ZERO), (one, Duration::from_secs(86_400))];
+    store.record_history(&[sample(&server, t0 + 7300, Some(1.0), 1, "online")], &off, t0 + 7300).await.unwrap();
+    assert!(store.history(&server, ten, t0).await.unwrap().is_empty());
+    assert_eq!(store.history(&server, one, t0).await.unwrap().len(), 4);
 }
 
 /// Marks the store at `url` as migrated to `version` by a newer binary.

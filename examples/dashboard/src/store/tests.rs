@@ -62,3 +62,24 @@ fn stores_that_cannot_be_opened_say_which_and_why() {
     assert_eq!(redact("postgres://ipvtl:hunter2@db:5432/x"), "postgres://ipvtl:***@db:5432/x");
     assert_eq!(redact("postgres://db/x"), "postgres://db/x");
 }
+
+#[test]
+fn a_version_1_store_is_brought_up_to_date_keeping_what_it_holds() {
+    let dir = temp("upgrade");
+    let url = format!("sqlite:{}", dir.join("s.db").display());
+    smol::block_on(async {
+        let options = SqliteConnectOptions::from_str(&url).unwrap().create_if_missing(true);
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+        migrator(&SQLITE_MIGRATIONS[..1]).run(&pool).await.unwrap();
+        sqlx::query("INSERT INTO api_keys (name, role, key_hash, created_at) VALUES ('old', 'admin', 'h', 1.0)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+        assert_eq!(store.key_by_hash("h").await.unwrap(), Some(("old".into(), "admin".into())));
+        assert!(store.history("any", HistoryStep::OneMinute, 0).await.unwrap().is_empty());
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}
