@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use ipvtl_core::{
-    ActionKind, ActionProgress, ActionReport, BatchReport, BatchSpec, BatchTarget, Event, FleetSnapshot, ReloadSummary,
-    ServerConfig, ServerSnapshot,
+    ActionKind, ActionProgress, ActionReport, BatchReport, BatchSpec, BatchTarget, Desired, Drift, Event,
+    FleetSnapshot, Heal, Healing, ReconcilerConfig, ReloadSummary, Scope, ServerConfig, ServerSnapshot,
 };
 
 use crate::error::ClientError;
@@ -125,6 +125,84 @@ impl Cluster {
     /// See [`crate::Cluster::actions`].
     pub fn actions(&self) -> Vec<ActionProgress> {
         self.inner.actions()
+    }
+
+    /// See [`crate::Cluster::set_desired`].
+    pub fn set_desired(&self, scope: Scope, desired: Desired) -> Result<(), ClientError> {
+        self.inner.set_desired(scope, desired)
+    }
+
+    /// See [`crate::Cluster::clear_desired`].
+    pub fn clear_desired(&self, scope: &Scope) -> Option<Desired> {
+        self.inner.clear_desired(scope)
+    }
+
+    /// See [`crate::Cluster::desired_settings`].
+    pub fn desired_settings(&self) -> Vec<(Scope, Desired)> {
+        self.inner.desired_settings()
+    }
+
+    /// See [`crate::Cluster::desired`].
+    pub fn desired(&self, id: &str, channel: u32) -> Result<(Desired, Option<Scope>), ClientError> {
+        self.inner.desired(id, channel)
+    }
+
+    /// See [`crate::Cluster::set_healing`].
+    pub fn set_healing(&self, scope: Scope, healing: Healing) -> Result<(), ClientError> {
+        self.inner.set_healing(scope, healing)
+    }
+
+    /// See [`crate::Cluster::clear_healing`].
+    pub fn clear_healing(&self, scope: &Scope) -> Option<Healing> {
+        self.inner.clear_healing(scope)
+    }
+
+    /// See [`crate::Cluster::healing_settings`].
+    pub fn healing_settings(&self) -> Vec<(Scope, Healing)> {
+        self.inner.healing_settings()
+    }
+
+    /// See [`crate::Cluster::reconciler_config`].
+    pub fn reconciler_config(&self) -> ReconcilerConfig {
+        self.inner.reconciler_config()
+    }
+
+    /// See [`crate::Cluster::configure_reconciler`].
+    pub fn configure_reconciler(
+        &self,
+        input: crate::reconcile::ReconcilerInput,
+    ) -> Result<ReconcilerConfig, ClientError> {
+        self.inner.configure_reconciler(input)
+    }
+
+    /// See [`crate::Cluster::set_healing_paused`].
+    pub fn set_healing_paused(&self, paused: bool) {
+        self.inner.set_healing_paused(paused)
+    }
+
+    /// See [`crate::Cluster::set_dry_run`].
+    pub fn set_dry_run(&self, on: bool) {
+        self.inner.set_dry_run(on)
+    }
+
+    /// See [`crate::Cluster::reconciler_status`].
+    pub fn reconciler_status(&self) -> crate::ReconcilerStatus {
+        self.inner.reconciler_status()
+    }
+
+    /// See [`crate::Cluster::drifts`].
+    pub fn drifts(&self) -> Vec<Drift> {
+        self.inner.drifts()
+    }
+
+    /// See [`crate::Cluster::planned_heals`].
+    pub fn planned_heals(&self) -> Vec<Heal> {
+        self.inner.planned_heals()
+    }
+
+    /// See [`crate::Cluster::clear_degraded`].
+    pub fn clear_degraded(&self, id: &str, channel: u32) -> Result<bool, ClientError> {
+        self.inner.clear_degraded(id, channel)
     }
 
     /// Events from now on, as a blocking iterator.

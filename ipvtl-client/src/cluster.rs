@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 use ipvtl_core::driver::{drive, Clock, FleetCell};
 use ipvtl_core::{
     parse_servers, ActionKind, ActionProgress, ActionReport, BatchId, BatchReport, BatchSpec, BatchTarget, ChannelId,
-    Fleet, FleetSnapshot, Instant, ReloadSummary, ServerConfig, ServerId, ServerSnapshot, Transport,
+    Desired, Drift, Fleet, FleetSnapshot, Heal, Healing, Instant, ReconcilerConfig, ReloadSummary, Scope, ServerConfig,
+    ServerId, ServerSnapshot, Transport,
 };
 
 use crate::dispatch::{Dispatch, Subscription};
@@ -367,6 +368,174 @@ impl Cluster {
     pub fn actions(&self) -> Vec<ActionProgress> {
         self.fleet().actions()
     }
+
+    // --- Desired state and healing (see `ipvtl_core::Reconciler`) ---
+
+    /// Refuses a scope naming a server that is not in the fleet.
+    fn check_scope(fleet: &Fleet, scope: &Scope) -> Result<(), ClientError> {
+        match scope {
+            Scope::Channel(s, _) | Scope::Server(s) if fleet.server(s).is_none() => {
+                Err(ClientError::ServerNotFound(s.clone()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Sets what the channels of `scope` should be doing (the narrower
+    /// scope wins; an explicit [`Desired::Unmanaged`] overrides broader
+    /// ones). Applies at once: drift is judged on the next look.
+    pub fn set_desired(&self, scope: Scope, desired: Desired) -> Result<(), ClientError> {
+        {
+            let mut fleet = self.fleet();
+            Self::check_scope(&fleet, &scope)?;
+            fleet.reconciler_mut().set_desired(scope, desired);
+        }
+        self.wake();
+        Ok(())
+    }
+
+    /// Removes the desired state set at `scope` (broader ones apply
+    /// again); returns what was set there.
+    pub fn clear_desired(&self, scope: &Scope) -> Option<Desired> {
+        let old = self.fleet().reconciler_mut().clear_desired(scope);
+        self.wake();
+        old
+    }
+
+    /// Every desired-state setting, narrowest scopes first.
+    pub fn desired_settings(&self) -> Vec<(Scope, Desired)> {
+        self.fleet().reconciler().desired_settings().iter().map(|(s, d)| (s, *d)).collect()
+    }
+
+    /// What `channel` of server `id` should be doing, and the scope that
+    /// says so (`None`: nothing does, so unmanaged).
+    pub fn desired(&self, id: &str, channel: u32) -> Result<(Desired, Option<Scope>), ClientError> {
+        let server = ServerId::from(id);
+        let ch = ChannelId::new(channel).ok_or(ClientError::ChannelNotFound {
+            server: server.clone(),
+            channel,
+            count: None,
+        })?;
+        let fleet = self.fleet();
+        let config = fleet.server(&server).ok_or_else(|| ClientError::ServerNotFound(server.clone()))?;
+        Ok(fleet.reconciler().desired(config, ch))
+    }
+
+    /// Turns healing on (with a policy) or off for `scope`.
+    pub fn set_healing(&self, scope: Scope, healing: Healing) -> Result<(), ClientError> {
+        {
+            let mut fleet = self.fleet();
+            Self::check_scope(&fleet, &scope)?;
+            fleet.reconciler_mut().set_healing(scope, healing);
+        }
+        self.wake();
+        Ok(())
+    }
+
+    /// Removes the healing set at `scope`; returns what was set there.
+    pub fn clear_healing(&self, scope: &Scope) -> Option<Healing> {
+        let old = self.fleet().reconciler_mut().clear_healing(scope);
+        self.wake();
+        old
+    }
+
+    /// Every healing setting, narrowest scopes first.
+    pub fn healing_settings(&self) -> Vec<(Scope, Healing)> {
+        self.fleet().reconciler().healing_settings().iter().map(|(s, h)| (s, h.clone())).collect()
+    }
+
+    /// The reconciler's fleet-wide settings.
+    pub fn reconciler_config(&self) -> ReconcilerConfig {
+        self.fleet().reconciler().config().clone()
+    }
+
+    /// Changes the reconciler's fleet-wide settings: what `input` gives
+    /// replaces the current value (checked first; a refusal changes
+    /// nothing). Returns the settings now in force.
+    pub fn configure_reconciler(
+        &self,
+        input: crate::reconcile::ReconcilerInput,
+    ) -> Result<ReconcilerConfig, ClientError> {
+        let config = {
+            let mut fleet = self.fleet();
+            let config = input.apply(fleet.reconciler().config())?;
+            fleet.reconciler_mut().set_config(config.clone());
+            config
+        };
+        self.wake();
+        Ok(config)
+    }
+
+    /// Pauses (true) or resumes healing fleet-wide; drift is still tracked.
+    pub fn set_healing_paused(&self, paused: bool) {
+        let input = crate::reconcile::ReconcilerInput { paused: Some(paused), ..Default::default() };
+        let _ = self.configure_reconciler(input);
+    }
+
+    /// Dry run on (heals are reported as `heal_planned`, not done) or off.
+    pub fn set_dry_run(&self, on: bool) {
+        let input = crate::reconcile::ReconcilerInput { dry_run: Some(on), ..Default::default() };
+        let _ = self.configure_reconciler(input);
+    }
+
+    /// Where healing stands fleet-wide: settings, storm guard, counts.
+    pub fn reconciler_status(&self) -> ReconcilerStatus {
+        let fleet = self.fleet();
+        let r = fleet.reconciler();
+        let (managed, troubled) = r.counts();
+        ReconcilerStatus {
+            config: r.config().clone(),
+            storm: r.is_storm(),
+            managed,
+            troubled,
+            heals_in_flight: r.heals_in_flight(),
+        }
+    }
+
+    /// Every managed channel that drifts, by server and channel.
+    pub fn drifts(&self) -> Vec<Drift> {
+        self.fleet().reconciler().drifts()
+    }
+
+    /// In dry run: the heals reported as planned for the current drifts.
+    pub fn planned_heals(&self) -> Vec<Heal> {
+        self.fleet().reconciler().planned()
+    }
+
+    /// A human says "try again": clears a degraded channel and its count
+    /// of attempts. False when it was not degraded.
+    pub fn clear_degraded(&self, id: &str, channel: u32) -> Result<bool, ClientError> {
+        let server = ServerId::from(id);
+        let ch = ChannelId::new(channel).ok_or(ClientError::ChannelNotFound {
+            server: server.clone(),
+            channel,
+            count: None,
+        })?;
+        let cleared = {
+            let mut fleet = self.fleet();
+            if fleet.server(&server).is_none() {
+                return Err(ClientError::ServerNotFound(server));
+            }
+            fleet.reconciler_mut().clear_degraded(&server, ch)
+        };
+        self.wake();
+        Ok(cleared)
+    }
+}
+
+/// Where healing stands fleet-wide ([`Cluster::reconciler_status`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReconcilerStatus {
+    /// The fleet-wide settings (`paused`, `dry_run`, caps).
+    pub config: ReconcilerConfig,
+    /// True while the storm guard holds every heal.
+    pub storm: bool,
+    /// Managed channels (not counting servers in maintenance).
+    pub managed: usize,
+    /// Of those, drifting or on a server not online.
+    pub troubled: usize,
+    /// Heals under way.
+    pub heals_in_flight: usize,
 }
 
 fn check_unique(servers: &[ServerConfig]) -> Result<(), ClientError> {

@@ -25,6 +25,9 @@ pub enum ClientError {
     },
     /// A setting is out of range.
     Settings(String),
+    /// Loose input (a desired state, a scope, a policy) was refused; the
+    /// message says what is wrong and what is valid.
+    Invalid(String),
     /// No server with that id.
     ServerNotFound(ServerId),
     /// Channel 0, or beyond the server's channels. No request was sent.
@@ -66,6 +69,7 @@ impl ClientError {
             ClientError::Config { .. } => "config",
             ClientError::Io { .. } => "io",
             ClientError::Settings(_) => "settings",
+            ClientError::Invalid(_) => "invalid",
             ClientError::ServerNotFound(_) => "server_not_found",
             ClientError::ChannelNotFound { .. } => "channel_not_found",
             ClientError::Busy { .. } => "busy",
@@ -101,6 +105,7 @@ impl fmt::Display for ClientError {
             ClientError::Config { path: None, error } => write!(f, "server list: {error}"),
             ClientError::Io { path, message } => write!(f, "{}: {message}", path.display()),
             ClientError::Settings(m) => write!(f, "invalid settings: {m}"),
+            ClientError::Invalid(m) => write!(f, "invalid input: {m}"),
             ClientError::ServerNotFound(id) => write!(f, "no server with id {:?}", id.as_str()),
             ClientError::ChannelNotFound { server, channel, count: Some(n) } => {
                 write!(f, "server {server} has no channel {channel} (it has {n})")

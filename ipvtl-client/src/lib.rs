@@ -30,6 +30,7 @@ mod cluster;
 mod dispatch;
 mod error;
 mod limits;
+pub mod reconcile;
 mod settings;
 mod transport;
 pub mod wire;
@@ -38,11 +39,14 @@ pub use cluster::{load_servers, Cluster, Sleep, SmolClock};
 pub use dispatch::Subscription;
 pub use error::ClientError;
 pub use limits::raise_fd_limit;
+pub use reconcile::{parse_desired, PolicyInput, ReconcilerInput, ScopeInput};
 pub use settings::{Settings, SettingsOptions};
 pub use transport::{url, IsahcTransport, TransportOptions, DEFAULT_BODY_LIMIT};
 
+pub use cluster::ReconcilerStatus;
 pub use ipvtl_core as core;
 pub use ipvtl_core::{
     ActionError, ActionKind, ActionReport, BatchFilter, BatchInput, BatchReport, BatchSpec, BatchTarget, ChannelState,
-    Event, FleetSnapshot, Health, ServerConfig, ServerSnapshot, ServerState, Targets,
+    Desired, Drift, Event, FleetSnapshot, Heal, HealPolicy, Healing, Health, ReconcilerConfig, Scope, ServerConfig,
+    ServerSnapshot, ServerState, Targets,
 };

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use ipvtl_client::wire::ActionProgressView;
+use ipvtl_client::wire::{self, ActionProgressView};
 use ipvtl_client::{ActionKind, ClientError, Cluster as Inner, Settings, SettingsOptions, SmolClock};
 use ipvtl_core::batch::{FilterInput, TargetInput};
 use ipvtl_core::{BatchInput, BatchSpec};
@@ -494,6 +494,189 @@ impl Cluster {
         Ok(())
     }
 
+    // --- Desired state and healing: local commands to the driver (no
+    // network); the interpreter is released while the fleet is locked.
+
+    /// Sets what channels should be doing: `desired` is "running", "idle"
+    /// or "unmanaged"; the scope is `server` (with `channel` for one
+    /// channel) or `tag`. The narrower scope wins.
+    #[pyo3(signature = (desired, *, server = None, channel = None, tag = None))]
+    fn set_desired(
+        &self,
+        py: Python<'_>,
+        desired: &str,
+        server: Option<String>,
+        channel: Option<u32>,
+        tag: Option<String>,
+    ) -> PyResult<()> {
+        let inner = self.get(py)?;
+        let desired = ipvtl_client::parse_desired(desired).map_err(|e| self.err(py, e))?;
+        let scope = scope(server, channel, tag).map_err(|e| self.err(py, e))?;
+        py.detach(|| inner.set_desired(scope, desired)).map_err(|e| self.err(py, e))
+    }
+
+    /// Removes the desired state set at exactly this scope; returns what
+    /// was set there (None: nothing was).
+    #[pyo3(signature = (*, server = None, channel = None, tag = None))]
+    fn clear_desired(
+        &self,
+        py: Python<'_>,
+        server: Option<String>,
+        channel: Option<u32>,
+        tag: Option<String>,
+    ) -> PyResult<Option<&'static str>> {
+        let inner = self.get(py)?;
+        let scope = scope(server, channel, tag).map_err(|e| self.err(py, e))?;
+        Ok(py.detach(|| inner.clear_desired(&scope)).map(|d| d.as_str()))
+    }
+
+    /// What a channel should be doing and where that was set:
+    /// `{"desired": ..., "scope": {scope, server_id, channel_id, tag} | None}`.
+    fn desired(&self, py: Python<'_>, id: &str, channel: u32) -> PyResult<Py<PyAny>> {
+        let inner = self.get(py)?;
+        let (desired, from) = py.detach(|| inner.desired(id, channel)).map_err(|e| self.err(py, e))?;
+        let v = serde_json::json!({
+            "desired": desired.as_str(),
+            "scope": from.as_ref().map(wire::ScopeView::from),
+        });
+        view_to_py(py, Ok(v))
+    }
+
+    /// Every desired-state setting: `[{scope, server_id, channel_id, tag, desired}]`.
+    fn desired_settings(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let inner = self.get(py)?;
+        let list = py.detach(|| inner.desired_settings());
+        let views: Vec<_> = list.iter().map(|(s, d)| wire::DesiredSettingView::new(s, *d)).collect();
+        view_to_py(py, serde_json::to_value(&views))
+    }
+
+    /// Turns healing on for a scope (with a policy: durations in float
+    /// seconds; what is left out takes the client's default) or off with
+    /// `enabled=False` (drift is then only reported).
+    #[pyo3(signature = (*, server = None, channel = None, tag = None, enabled = None, grace = None, limit = None,
+        window = None, backoff = None, backoff_max = None))]
+    fn set_healing(
+        &self,
+        py: Python<'_>,
+        server: Option<String>,
+        channel: Option<u32>,
+        tag: Option<String>,
+        enabled: Option<bool>,
+        grace: Option<f64>,
+        limit: Option<u32>,
+        window: Option<f64>,
+        backoff: Option<f64>,
+        backoff_max: Option<f64>,
+    ) -> PyResult<()> {
+        let inner = self.get(py)?;
+        let ms = |name: &str, v: Option<f64>| -> Result<Option<u64>, ClientError> {
+            v.map(|v| duration(name, v).map(|d| d.as_millis() as u64).map_err(ClientError::Invalid)).transpose()
+        };
+        let policy = (|| {
+            ipvtl_client::PolicyInput {
+                enabled,
+                grace_ms: ms("grace", grace)?,
+                limit,
+                window_ms: ms("window", window)?,
+                backoff_ms: ms("backoff", backoff)?,
+                backoff_max_ms: ms("backoff_max", backoff_max)?,
+            }
+            .into_healing()
+        })()
+        .map_err(|e| self.err(py, e))?;
+        let scope = scope(server, channel, tag).map_err(|e| self.err(py, e))?;
+        py.detach(|| inner.set_healing(scope, policy)).map_err(|e| self.err(py, e))
+    }
+
+    /// Removes the healing set at exactly this scope; True when one was.
+    #[pyo3(signature = (*, server = None, channel = None, tag = None))]
+    fn clear_healing(
+        &self,
+        py: Python<'_>,
+        server: Option<String>,
+        channel: Option<u32>,
+        tag: Option<String>,
+    ) -> PyResult<bool> {
+        let inner = self.get(py)?;
+        let scope = scope(server, channel, tag).map_err(|e| self.err(py, e))?;
+        Ok(py.detach(|| inner.clear_healing(&scope)).is_some())
+    }
+
+    /// Every healing setting: `[{scope, server_id, channel_id, tag, enabled,
+    /// grace_ms, limit, window_ms, backoff_ms, backoff_max_ms}]`.
+    fn healing_settings(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let inner = self.get(py)?;
+        let list = py.detach(|| inner.healing_settings());
+        let views: Vec<_> = list.iter().map(|(s, h)| wire::HealingSettingView::new(s, h)).collect();
+        view_to_py(py, serde_json::to_value(&views))
+    }
+
+    /// Where healing stands: `{max_parallel, storm_percent, storm_min,
+    /// dry_run, paused, storm, managed, troubled, heals_in_flight}`.
+    fn reconciler(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let inner = self.get(py)?;
+        let status = py.detach(|| inner.reconciler_status());
+        view_to_py(py, serde_json::to_value(wire::ReconcilerView::from(&status)))
+    }
+
+    /// Changes the fleet-wide healing settings given (the rest stay);
+    /// returns `reconciler()`. A refused value changes nothing.
+    #[pyo3(signature = (*, max_parallel = None, storm_percent = None, storm_min = None, dry_run = None,
+        paused = None))]
+    fn configure_reconciler(
+        &self,
+        py: Python<'_>,
+        max_parallel: Option<usize>,
+        storm_percent: Option<u32>,
+        storm_min: Option<usize>,
+        dry_run: Option<bool>,
+        paused: Option<bool>,
+    ) -> PyResult<Py<PyAny>> {
+        let inner = self.get(py)?;
+        let input = ipvtl_client::ReconcilerInput { max_parallel, storm_percent, storm_min, dry_run, paused };
+        py.detach(|| inner.configure_reconciler(input)).map_err(|e| self.err(py, e))?;
+        self.reconciler(py)
+    }
+
+    /// Pauses (True) or resumes (False) healing fleet-wide; drift is still tracked.
+    fn set_healing_paused(&self, py: Python<'_>, paused: bool) -> PyResult<()> {
+        let inner = self.get(py)?;
+        py.detach(|| inner.set_healing_paused(paused));
+        Ok(())
+    }
+
+    /// Dry run on (heals are reported as `heal_planned` events, not done) or off.
+    fn set_dry_run(&self, py: Python<'_>, on: bool) -> PyResult<()> {
+        let inner = self.get(py)?;
+        py.detach(|| inner.set_dry_run(on));
+        Ok(())
+    }
+
+    /// Every managed channel that drifts: `[{server_id, channel_id, desired,
+    /// observed, stall, since_at, drift_ms, attempts, degraded, healing_action_id}]`.
+    fn drifts(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let inner = self.get(py)?;
+        let (drifts, now) = py.detach(|| (inner.drifts(), inner.now()));
+        let views: Vec<_> = drifts.iter().map(|d| wire::DriftView::new(d, now, wire::Wall(&self.clock))).collect();
+        view_to_py(py, serde_json::to_value(&views))
+    }
+
+    /// In dry run, the heals it would do: `[{server_id, channel_id, action,
+    /// desired, observed, stall, since_at}]`.
+    fn planned_heals(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let inner = self.get(py)?;
+        let heals = py.detach(|| inner.planned_heals());
+        let views: Vec<_> = heals.iter().map(|h| wire::HealView::new(h, wire::Wall(&self.clock))).collect();
+        view_to_py(py, serde_json::to_value(&views))
+    }
+
+    /// Clears a degraded channel so healing tries it again; False when it
+    /// was not degraded.
+    fn clear_degraded(&self, py: Python<'_>, id: &str, channel: u32) -> PyResult<bool> {
+        let inner = self.get(py)?;
+        py.detach(|| inner.clear_degraded(id, channel)).map_err(|e| self.err(py, e))
+    }
+
     /// Actions under way: `[{action_id, server_id, channel_id, action, phase, batch_id}]`.
     fn actions(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let list: Vec<_> = self.get(py)?.actions().iter().map(ActionProgressView::from).collect();
@@ -529,6 +712,11 @@ impl Cluster {
             Err(_) => "Cluster(closed)".into(),
         }
     }
+}
+
+/// A scope from keyword arguments, checked by the client (`ScopeInput`).
+fn scope(server: Option<String>, channel: Option<u32>, tag: Option<String>) -> Result<ipvtl_core::Scope, ClientError> {
+    ipvtl_client::ScopeInput { server_id: server, channel_id: channel, tag }.into_scope()
 }
 
 fn refreshed(

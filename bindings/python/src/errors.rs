@@ -110,9 +110,11 @@ pub fn to_py(py: Python<'_>, clock: Option<&ipvtl_client::SmolClock>, e: ClientE
     let message = e.to_string();
     let kind = obj(py, e.kind());
     match e {
-        ClientError::Config { .. } | ClientError::Io { .. } | ClientError::Settings(_) | ClientError::Batch(_) => {
-            with_attrs(py, ConfigError::new_err(message), &[("kind", kind)])
-        }
+        ClientError::Config { .. }
+        | ClientError::Io { .. }
+        | ClientError::Settings(_)
+        | ClientError::Invalid(_)
+        | ClientError::Batch(_) => with_attrs(py, ConfigError::new_err(message), &[("kind", kind)]),
         ClientError::ServerNotFound(id) => {
             with_attrs(py, ServerNotFound::new_err(message), &[("kind", kind), ("server_id", obj(py, id.as_str()))])
         }

@@ -317,6 +317,15 @@ impl ClusterSnapshot {
     fn taken_at(&self) -> f64 {
         Wall(&self.clock).at(self.snap.taken_at)
     }
+    /// Every managed channel that drifts, as dicts (the `drifts` of
+    /// `to_dict()`): server_id, channel_id, desired, observed, stall,
+    /// since_at, drift_ms, attempts, degraded, healing_action_id.
+    #[getter]
+    fn drifts(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let list: Vec<_> =
+            self.snap.drifts.iter().map(|d| wire::DriftView::new(d, self.snap.taken_at, Wall(&self.clock))).collect();
+        view_to_py(py, serde_json::to_value(&list))
+    }
     /// Servers per health: `{"online": n, "offline": n, "error": n, "unknown": n}`.
     fn counts(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         view_to_py(py, serde_json::to_value(wire::HealthCounts::of(&self.snap)))
@@ -335,7 +344,7 @@ impl ClusterSnapshot {
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.servers(py)?.try_iter().map(Bound::into_any)
     }
-    /// `{"taken_at", "sweep", "counts", "servers": [...]}`.
+    /// `{"taken_at", "sweep", "counts", "servers": [...], "drifts": [...]}`.
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         view_to_py(py, serde_json::to_value(wire::SnapshotView::new(&self.snap, Wall(&self.clock))))
     }

@@ -8,10 +8,13 @@ use std::sync::Arc;
 
 use ipvtl_client::core as core_;
 use ipvtl_client::wire::{self, Wall};
-use ipvtl_client::{Settings, SettingsOptions};
+use ipvtl_client::{ScopeInput, Settings, SettingsOptions};
 
 use crate::batch::{ActionKind, ActionReport, BatchReport, BatchSpec, BatchTarget};
 use crate::error::IpvtlError;
+use crate::reconcile::{
+    DesiredSetting, Drift, Heal, HealingPolicy, HealingSetting, ReconcilerSettings, ReconcilerStatus, SettingScope,
+};
 use crate::records::{ClusterSettings, FleetSnapshot, ReloadSummary, ServerConfig, ServerSnapshot};
 use crate::watch::{ClusterObserver, EventStream, WatchHandle};
 
@@ -184,6 +187,92 @@ impl Cluster {
     /// Turns background sweeps on or off.
     pub fn set_background(&self, on: bool) {
         self.inner.set_background(on)
+    }
+
+    /// Sets what the channels of `scope` should be doing: `running`, `idle`
+    /// or `unmanaged` (anything else is `Invalid`, naming the valid ones).
+    /// The narrower scope wins.
+    pub fn set_desired(&self, scope: SettingScope, desired: String) -> Result<()> {
+        let desired = ipvtl_client::parse_desired(&desired)?;
+        Ok(self.inner.set_desired(ScopeInput::from(scope).into_scope()?, desired)?)
+    }
+
+    /// Removes the desired state set at exactly `scope`; returns it.
+    pub fn clear_desired(&self, scope: SettingScope) -> Result<Option<String>> {
+        let scope = ScopeInput::from(scope).into_scope()?;
+        Ok(self.inner.clear_desired(&scope).map(|d| d.as_str().to_owned()))
+    }
+
+    /// What a channel should be doing and the scope that says so (`None`:
+    /// none does, so `unmanaged`).
+    pub fn desired(&self, id: String, channel: u32) -> Result<DesiredSetting> {
+        let (desired, scope) = self.inner.desired(&id, channel)?;
+        Ok(DesiredSetting {
+            scope: scope.as_ref().map(|s| wire::ScopeView::from(s).into()),
+            desired: desired.as_str().to_owned(),
+        })
+    }
+
+    /// Every desired-state setting, narrowest scopes first.
+    pub fn desired_settings(&self) -> Vec<DesiredSetting> {
+        self.inner.desired_settings().iter().map(|(s, d)| wire::DesiredSettingView::new(s, *d).into()).collect()
+    }
+
+    /// Turns healing on for `scope` with `policy` (fields not given take
+    /// the defaults), or off with `enabled = false`.
+    pub fn set_healing(&self, scope: SettingScope, policy: HealingPolicy) -> Result<()> {
+        let healing = ipvtl_client::PolicyInput::from(policy).into_healing()?;
+        Ok(self.inner.set_healing(ScopeInput::from(scope).into_scope()?, healing)?)
+    }
+
+    /// Removes the healing set at exactly `scope`; true when one was.
+    pub fn clear_healing(&self, scope: SettingScope) -> Result<bool> {
+        let scope = ScopeInput::from(scope).into_scope()?;
+        Ok(self.inner.clear_healing(&scope).is_some())
+    }
+
+    /// Every healing setting, narrowest scopes first.
+    pub fn healing_settings(&self) -> Vec<HealingSetting> {
+        self.inner.healing_settings().iter().map(|(s, h)| wire::HealingSettingView::new(s, h).into()).collect()
+    }
+
+    /// Where healing stands fleet-wide.
+    pub fn reconciler(&self) -> ReconcilerStatus {
+        wire::ReconcilerView::from(&self.inner.reconciler_status()).into()
+    }
+
+    /// Changes the fleet-wide healing settings given; a refused value
+    /// changes nothing. Returns where healing stands.
+    pub fn configure_reconciler(&self, settings: ReconcilerSettings) -> Result<ReconcilerStatus> {
+        self.inner.configure_reconciler(settings.into())?;
+        Ok(self.reconciler())
+    }
+
+    /// Pauses (true) or resumes healing fleet-wide; drift is still tracked.
+    pub fn set_healing_paused(&self, paused: bool) {
+        self.inner.set_healing_paused(paused)
+    }
+
+    /// Dry run on (heals reported as `HealPlanned`, not done) or off.
+    pub fn set_dry_run(&self, on: bool) {
+        self.inner.set_dry_run(on)
+    }
+
+    /// Every managed channel that drifts.
+    pub fn drifts(&self) -> Vec<Drift> {
+        let now = self.inner.now();
+        self.inner.drifts().iter().map(|d| wire::DriftView::new(d, now, self.wall()).into()).collect()
+    }
+
+    /// In dry run: the heals it would do.
+    pub fn planned_heals(&self) -> Vec<Heal> {
+        self.inner.planned_heals().iter().map(|h| wire::HealView::new(h, self.wall()).into()).collect()
+    }
+
+    /// Clears a degraded channel so healing tries it again; false when it
+    /// was not degraded.
+    pub fn clear_degraded(&self, id: String, channel: u32) -> Result<bool> {
+        Ok(self.inner.clear_degraded(&id, channel)?)
     }
 
     /// Events from now on, pulled one at a time (`next`, `next_blocking`).

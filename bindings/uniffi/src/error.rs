@@ -19,6 +19,9 @@ pub enum IpvtlError {
     Io(String),
     /// A setting is out of range.
     Settings(String),
+    /// Loose input (a desired state, a scope, a policy) was refused; the
+    /// message says what is wrong and what is valid.
+    Invalid(String),
     /// No server with that id.
     ServerNotFound(String),
     /// Channel 0, or beyond the server's channels; nothing was sent.
@@ -52,6 +55,7 @@ impl IpvtlError {
             IpvtlError::Config(_) => "config",
             IpvtlError::Io(_) => "io",
             IpvtlError::Settings(_) => "settings",
+            IpvtlError::Invalid(_) => "invalid",
             IpvtlError::ServerNotFound(_) => "server_not_found",
             IpvtlError::ChannelNotFound(_) => "channel_not_found",
             IpvtlError::Busy(_) => "busy",
@@ -70,6 +74,7 @@ impl IpvtlError {
             IpvtlError::Config(m)
             | IpvtlError::Io(m)
             | IpvtlError::Settings(m)
+            | IpvtlError::Invalid(m)
             | IpvtlError::ServerNotFound(m)
             | IpvtlError::ChannelNotFound(m)
             | IpvtlError::Busy(m)
@@ -101,6 +106,7 @@ impl From<ClientError> for IpvtlError {
             ClientError::Config { .. } => IpvtlError::Config(message),
             ClientError::Io { .. } => IpvtlError::Io(message),
             ClientError::Settings(_) => IpvtlError::Settings(message),
+            ClientError::Invalid(_) => IpvtlError::Invalid(message),
             ClientError::ServerNotFound(_) => IpvtlError::ServerNotFound(message),
             ClientError::ChannelNotFound { .. } => IpvtlError::ChannelNotFound(message),
             ClientError::Busy { .. } => IpvtlError::Busy(message),

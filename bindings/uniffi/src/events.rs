@@ -6,6 +6,7 @@ use ipvtl_client::wire::{self, EventBody, Wall};
 use ipvtl_client::SmolClock;
 
 use crate::batch::{ActionReport, BatchReport};
+use crate::reconcile::Heal;
 use crate::records::count;
 
 /// Something that happened in the fleet.
@@ -109,6 +110,84 @@ pub enum ClusterEvent {
         /// Servers left out (backed off or still busy).
         skipped: u32,
     },
+    /// A managed channel is not doing what it should.
+    DriftStarted {
+        /// The server.
+        server_id: String,
+        /// The channel.
+        channel_id: u32,
+        /// `running` or `idle`.
+        desired: String,
+        /// What it was seen doing.
+        observed: String,
+        /// `zero_fps` or `uptime_frozen` when it looks stalled.
+        stall: Option<String>,
+        /// When the drift was first seen (Unix seconds).
+        since_at: f64,
+    },
+    /// A drift is over.
+    DriftEnded {
+        /// The server.
+        server_id: String,
+        /// The channel.
+        channel_id: u32,
+        /// When the drift began (Unix seconds).
+        since_at: f64,
+        /// How long it lasted.
+        lasted_ms: u64,
+    },
+    /// Dry run: the reconciler would do this heal now.
+    HealPlanned {
+        /// The heal.
+        heal: Heal,
+    },
+    /// The reconciler began a heal.
+    HealStarted {
+        /// The heal.
+        heal: Heal,
+        /// The action doing it.
+        action_id: u64,
+        /// Its number within the policy's window, from 1.
+        attempt: u32,
+    },
+    /// A heal's action ended.
+    HealFinished {
+        /// The server.
+        server_id: String,
+        /// The channel.
+        channel_id: u32,
+        /// The action.
+        action_id: u64,
+        /// `start`, `stop` or `restart`.
+        action: String,
+        /// Whether it succeeded.
+        ok: bool,
+    },
+    /// Still drifting after the policy's limit of heals: left alone.
+    HealDegraded {
+        /// The server.
+        server_id: String,
+        /// The channel.
+        channel_id: u32,
+        /// Heals tried within the window.
+        attempts: u32,
+        /// When healing may resume (Unix seconds).
+        until_at: f64,
+    },
+    /// The storm guard paused healing fleet-wide.
+    HealingPaused {
+        /// Managed channels in trouble.
+        troubled: u32,
+        /// Managed channels.
+        managed: u32,
+    },
+    /// The storm is over; healing resumes.
+    HealingResumed {
+        /// Managed channels in trouble.
+        troubled: u32,
+        /// Managed channels.
+        managed: u32,
+    },
     /// An event this version of the bindings has no variant for.
     Other {
         /// A sentence for logs.
@@ -157,6 +236,35 @@ impl From<wire::EventView> for ClusterEvent {
                 failed: count(failed),
                 skipped: count(skipped),
             },
+            EventBody::DriftStarted { server_id, channel_id, desired, observed, stall, since_at } => {
+                ClusterEvent::DriftStarted {
+                    server_id,
+                    channel_id,
+                    desired: desired.to_owned(),
+                    observed,
+                    stall: text(stall),
+                    since_at,
+                }
+            }
+            EventBody::DriftEnded { server_id, channel_id, since_at, lasted_ms } => {
+                ClusterEvent::DriftEnded { server_id, channel_id, since_at, lasted_ms }
+            }
+            EventBody::HealPlanned(heal) => ClusterEvent::HealPlanned { heal: heal.into() },
+            EventBody::HealStarted { heal, action_id, attempt } => {
+                ClusterEvent::HealStarted { heal: heal.into(), action_id, attempt }
+            }
+            EventBody::HealFinished { server_id, channel_id, action_id, action, ok } => {
+                ClusterEvent::HealFinished { server_id, channel_id, action_id, action: action.to_owned(), ok }
+            }
+            EventBody::HealDegraded { server_id, channel_id, attempts, until_at } => {
+                ClusterEvent::HealDegraded { server_id, channel_id, attempts, until_at }
+            }
+            EventBody::HealingPaused { troubled, managed } => {
+                ClusterEvent::HealingPaused { troubled: count(troubled), managed: count(managed) }
+            }
+            EventBody::HealingResumed { troubled, managed } => {
+                ClusterEvent::HealingResumed { troubled: count(troubled), managed: count(managed) }
+            }
             // `Other`, and any kind the views add later.
             _ => ClusterEvent::Other { message: e.message },
         }

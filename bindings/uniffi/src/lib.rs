@@ -39,6 +39,7 @@ mod batch;
 mod cluster;
 mod error;
 mod events;
+mod reconcile;
 mod records;
 mod sim;
 mod watch;
@@ -47,6 +48,9 @@ pub use batch::{ActionKind, ActionReport, BatchFilter, BatchReport, BatchSpec, B
 pub use cluster::{parse_servers, Cluster};
 pub use error::{IpvtlError, ObserverError};
 pub use events::ClusterEvent;
+pub use reconcile::{
+    DesiredSetting, Drift, Heal, HealingPolicy, HealingSetting, ReconcilerSettings, ReconcilerStatus, SettingScope,
+};
 pub use records::{
     ChannelInfo, ClusterSettings, FleetSnapshot, HealthCounts, ReloadSummary, ServerConfig, ServerSnapshot, ServerState,
 };

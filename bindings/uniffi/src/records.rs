@@ -278,6 +278,8 @@ pub struct FleetSnapshot {
     pub counts: HealthCounts,
     /// Every server, in configuration order.
     pub servers: Vec<ServerSnapshot>,
+    /// Every managed channel that drifts.
+    pub drifts: Vec<crate::reconcile::Drift>,
 }
 
 impl From<wire::SnapshotView> for FleetSnapshot {
@@ -287,6 +289,7 @@ impl From<wire::SnapshotView> for FleetSnapshot {
             sweep: s.sweep,
             counts: s.counts.into(),
             servers: s.servers.into_iter().map(Into::into).collect(),
+            drifts: s.drifts.into_iter().map(Into::into).collect(),
         }
     }
 }

@@ -5,7 +5,7 @@ use ipvtl_core::Event;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::{ms, ActionReportView, BatchProgressView, BatchReportView, Wall};
+use super::{ms, ActionReportView, BatchProgressView, BatchReportView, HealView, Wall};
 
 /// What happened, tagged by `kind` (the same name as SSE's `event:` line).
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
@@ -91,6 +91,82 @@ pub enum EventBody {
         /// Servers left out (backed off or still busy).
         skipped: usize,
     },
+    /// A managed channel is not doing what it should.
+    DriftStarted {
+        /// The server.
+        server_id: String,
+        /// The channel.
+        channel_id: u32,
+        /// `running` or `idle`.
+        desired: &'static str,
+        /// What it was seen doing.
+        observed: String,
+        /// `zero_fps` or `uptime_frozen` when it looks stalled.
+        stall: Option<&'static str>,
+        /// When the drift was first seen.
+        since_at: f64,
+    },
+    /// A drift is over (healed, no longer managed, or gone).
+    DriftEnded {
+        /// The server.
+        server_id: String,
+        /// The channel.
+        channel_id: u32,
+        /// When the drift began.
+        since_at: f64,
+        /// How long it lasted.
+        lasted_ms: u64,
+    },
+    /// Dry run: the reconciler would do this heal now.
+    HealPlanned(HealView),
+    /// The reconciler began a heal.
+    HealStarted {
+        /// The heal.
+        #[serde(flatten)]
+        heal: HealView,
+        /// The action doing it.
+        action_id: u64,
+        /// Its number within the policy's window, from 1.
+        attempt: u32,
+    },
+    /// A heal's action ended (its report is in `action_finished`).
+    HealFinished {
+        /// The server.
+        server_id: String,
+        /// The channel.
+        channel_id: u32,
+        /// The action.
+        action_id: u64,
+        /// `start`, `stop` or `restart`.
+        action: &'static str,
+        /// Whether it succeeded.
+        ok: bool,
+    },
+    /// Still drifting after the policy's limit of heals: left alone.
+    HealDegraded {
+        /// The server.
+        server_id: String,
+        /// The channel.
+        channel_id: u32,
+        /// Heals tried within the window.
+        attempts: u32,
+        /// When the window has passed and healing may resume.
+        until_at: f64,
+    },
+    /// The storm guard paused healing fleet-wide.
+    HealingPaused {
+        /// Managed channels drifting or on a server not online.
+        troubled: usize,
+        /// Managed channels.
+        managed: usize,
+    },
+    /// The storm is over; healing resumes.
+    HealingResumed {
+        /// Managed channels drifting or on a server not online.
+        troubled: usize,
+        /// Managed channels.
+        managed: usize,
+    },
     /// An event this version has no view for.
     Other {},
 }
@@ -154,6 +230,43 @@ impl EventView {
                 failed: *failed,
                 skipped: *skipped,
             },
+            Event::DriftStarted { server, channel, desired, observed, stall, since } => EventBody::DriftStarted {
+                server_id: server.to_string(),
+                channel_id: channel.get(),
+                desired: desired.as_str(),
+                observed: observed.as_str().to_owned(),
+                stall: stall.map(|s| s.as_str()),
+                since_at: wall.at(*since),
+            },
+            Event::DriftEnded { server, channel, since, lasted } => EventBody::DriftEnded {
+                server_id: server.to_string(),
+                channel_id: channel.get(),
+                since_at: wall.at(*since),
+                lasted_ms: ms(*lasted),
+            },
+            Event::HealPlanned { heal } => EventBody::HealPlanned(HealView::new(heal, wall)),
+            Event::HealStarted { heal, action, attempt } => {
+                EventBody::HealStarted { heal: HealView::new(heal, wall), action_id: action.0, attempt: *attempt }
+            }
+            Event::HealFinished { server, channel, action, kind, ok } => EventBody::HealFinished {
+                server_id: server.to_string(),
+                channel_id: channel.get(),
+                action_id: action.0,
+                action: kind.as_str(),
+                ok: *ok,
+            },
+            Event::HealDegraded { server, channel, attempts, until } => EventBody::HealDegraded {
+                server_id: server.to_string(),
+                channel_id: channel.get(),
+                attempts: *attempts,
+                until_at: wall.at(*until),
+            },
+            Event::HealingPaused { troubled, managed } => {
+                EventBody::HealingPaused { troubled: *troubled, managed: *managed }
+            }
+            Event::HealingResumed { troubled, managed } => {
+                EventBody::HealingResumed { troubled: *troubled, managed: *managed }
+            }
             _ => EventBody::Other {},
         };
         EventView { body, message: describe(e) }

@@ -18,6 +18,7 @@
 
 mod action;
 mod event;
+mod reconcile;
 mod server;
 
 use std::time::UNIX_EPOCH;
@@ -32,6 +33,7 @@ pub use action::{
     ActionProgressView, ActionReportView, BatchProgressView, BatchReportView, BatchTargetView, PhaseView,
 };
 pub use event::{EventBody, EventView};
+pub use reconcile::{DesiredSettingView, DriftView, HealView, HealingSettingView, ReconcilerView, ScopeView};
 pub use server::{
     ChannelView, HealthCounts, PollView, ReloadView, ServerConfigView, ServerStateView, ServerView, SnapshotView,
 };
@@ -72,6 +74,11 @@ struct WireViews {
     batch_report: BatchReportView,
     batch_target: BatchTargetView,
     reload: ReloadView,
+    drift: DriftView,
+    heal: HealView,
+    desired_setting: DesiredSettingView,
+    healing_setting: HealingSettingView,
+    reconciler: ReconcilerView,
 }
 
 /// The JSON Schema (draft 2020-12) of every wire view.

@@ -4,7 +4,7 @@ use ipvtl_core::{Channel, FleetSnapshot, Health, Instant, ReloadSummary, ServerC
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::{ms, round2, Wall};
+use super::{ms, round2, DriftView, Wall};
 
 /// A server as configured (an entry of `servers.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
@@ -194,6 +194,8 @@ pub struct SnapshotView {
     pub counts: HealthCounts,
     /// Every server, in configuration order.
     pub servers: Vec<ServerView>,
+    /// Every managed channel that drifts, by server and channel.
+    pub drifts: Vec<DriftView>,
 }
 
 impl SnapshotView {
@@ -204,6 +206,7 @@ impl SnapshotView {
             sweep: snap.sweep,
             counts: HealthCounts::of(snap),
             servers: snap.servers.iter().map(|s| ServerView::new(s, snap.taken_at, wall)).collect(),
+            drifts: snap.drifts.iter().map(|d| DriftView::new(d, snap.taken_at, wall)).collect(),
         }
     }
 }

@@ -202,3 +202,196 @@ fn the_schema_describes_exactly_the_fields_written() {
     assert_eq!(props("ServerView"), keys(&server));
     assert_eq!(props("ChannelView"), keys(&server["channels"][0]));
 }
+
+fn heal() -> ipvtl_core::Heal {
+    ipvtl_core::Heal {
+        server: "edge-1".into(),
+        channel: ChannelId::new(2).unwrap(),
+        kind: ActionKind::Restart,
+        desired: ipvtl_core::Desired::Running,
+        observed: ipvtl_core::ChannelState::Running,
+        stall: Some(StallReason::ZeroFps),
+        since: Instant::from_millis(1_000),
+    }
+}
+
+fn drift() -> ipvtl_core::Drift {
+    ipvtl_core::Drift {
+        server: "edge-1".into(),
+        channel: ChannelId::new(2).unwrap(),
+        desired: ipvtl_core::Desired::Running,
+        observed: ipvtl_core::ChannelState::Idle,
+        stall: None,
+        since: Instant::from_millis(1_000),
+        attempts: 2,
+        degraded: true,
+        healing: Some(ipvtl_core::ActionId(9)),
+    }
+}
+
+#[test]
+fn a_drift_says_what_is_desired_and_observed_and_since_when() {
+    let clock = clock();
+    let v = serde_json::to_value(DriftView::new(&drift(), Instant::from_millis(4_500), Wall(&clock))).unwrap();
+    assert_eq!(
+        keys(&v),
+        [
+            "attempts",
+            "channel_id",
+            "degraded",
+            "desired",
+            "drift_ms",
+            "healing_action_id",
+            "observed",
+            "server_id",
+            "since_at",
+            "stall"
+        ]
+    );
+    assert_eq!((v["desired"].clone(), v["observed"].clone()), (json!("running"), json!("idle")));
+    assert_eq!((v["drift_ms"].clone(), v["attempts"].clone()), (json!(3_500), json!(2)));
+    assert_eq!((v["degraded"].clone(), v["healing_action_id"].clone()), (json!(true), json!(9)));
+    assert!(v["since_at"].as_f64().unwrap() > 1.7e9);
+    let snap = ipvtl_core::FleetSnapshot {
+        taken_at: Instant::from_millis(2_000),
+        sweep: 1,
+        servers: vec![snapshot()],
+        drifts: vec![drift()],
+    };
+    let s = serde_json::to_value(SnapshotView::new(&snap, Wall(&clock))).unwrap();
+    assert_eq!(s["drifts"][0]["drift_ms"], 1_000);
+    assert_eq!(s["drifts"][0]["channel_id"], 2);
+}
+
+#[test]
+fn every_reconciler_event_has_a_body_with_snake_case_names() {
+    use ipvtl_core::{ActionId, ChannelState, Desired};
+    let clock = clock();
+    let wall = Wall(&clock);
+    let ev = |e: Event| serde_json::to_value(EventView::new(&e, wall)).unwrap();
+    let (server, channel) = (ipvtl_core::ServerId::from("edge-1"), ChannelId::new(2).unwrap());
+    let started = ev(Event::DriftStarted {
+        server: server.clone(),
+        channel,
+        desired: Desired::Idle,
+        observed: ChannelState::Running,
+        stall: None,
+        since: Instant::from_millis(1_000),
+    });
+    assert_eq!(
+        keys(&started),
+        ["channel_id", "desired", "kind", "message", "observed", "server_id", "since_at", "stall"]
+    );
+    assert_eq!((started["kind"].clone(), started["desired"].clone()), (json!("drift_started"), json!("idle")));
+    let ended = ev(Event::DriftEnded {
+        server: server.clone(),
+        channel,
+        since: Instant::from_millis(1_000),
+        lasted: Duration::from_millis(2_500),
+    });
+    assert_eq!(keys(&ended), ["channel_id", "kind", "lasted_ms", "message", "server_id", "since_at"]);
+    assert_eq!(ended["lasted_ms"], 2_500);
+    let planned = ev(Event::HealPlanned { heal: heal() });
+    let heal_keys =
+        ["action", "channel_id", "desired", "kind", "message", "observed", "server_id", "since_at", "stall"];
+    assert_eq!(keys(&planned), heal_keys);
+    assert_eq!((planned["action"].clone(), planned["stall"].clone()), (json!("restart"), json!("zero_fps")));
+    let hs = ev(Event::HealStarted { heal: heal(), action: ActionId(5), attempt: 2 });
+    let mut with_action: Vec<&str> = heal_keys.to_vec();
+    with_action.extend(["action_id", "attempt"]);
+    with_action.sort();
+    assert_eq!(keys(&hs), with_action);
+    assert_eq!(
+        (hs["kind"].clone(), hs["action_id"].clone(), hs["attempt"].clone()),
+        (json!("heal_started"), json!(5), json!(2))
+    );
+    let hf = ev(Event::HealFinished {
+        server: server.clone(),
+        channel,
+        action: ActionId(5),
+        kind: ActionKind::Start,
+        ok: false,
+    });
+    assert_eq!(keys(&hf), ["action", "action_id", "channel_id", "kind", "message", "ok", "server_id"]);
+    assert_eq!((hf["action"].clone(), hf["ok"].clone()), (json!("start"), json!(false)));
+    let deg = ev(Event::HealDegraded { server, channel, attempts: 3, until: Instant::from_millis(601_000) });
+    assert_eq!(keys(&deg), ["attempts", "channel_id", "kind", "message", "server_id", "until_at"]);
+    assert!(deg["until_at"].as_f64().unwrap() > 1.7e9);
+    let paused = ev(Event::HealingPaused { troubled: 40, managed: 100 });
+    assert_eq!(
+        paused,
+        json!({"kind": "healing_paused", "troubled": 40, "managed": 100,
+        "message": "healing paused by the storm guard: 40 of 100 managed channels in trouble"})
+    );
+    assert_eq!(ev(Event::HealingResumed { troubled: 1, managed: 100 })["kind"], "healing_resumed");
+}
+
+#[test]
+fn settings_name_their_scope() {
+    use ipvtl_core::{Desired, HealPolicy, Healing, Scope};
+    let ch = Scope::Channel("edge-1".into(), ChannelId::new(3).unwrap());
+    let v = serde_json::to_value(DesiredSettingView::new(&ch, Desired::Running)).unwrap();
+    assert_eq!(
+        v,
+        json!({"scope": "channel", "server_id": "edge-1", "channel_id": 3, "tag": null, "desired": "running"})
+    );
+    let v =
+        serde_json::to_value(HealingSettingView::new(&Scope::Tag("eu".into()), &Healing::On(HealPolicy::default())))
+            .unwrap();
+    assert_eq!(
+        v,
+        json!({"scope": "tag", "server_id": null, "channel_id": null, "tag": "eu", "enabled": true,
+               "grace_ms": 10_000, "limit": 3, "window_ms": 600_000, "backoff_ms": 5_000, "backoff_max_ms": 60_000})
+    );
+    let v = serde_json::to_value(HealingSettingView::new(&Scope::Server("edge-1".into()), &Healing::Off)).unwrap();
+    assert_eq!(
+        (v["scope"].clone(), v["enabled"].clone(), v["limit"].clone()),
+        (json!("server"), json!(false), Value::Null)
+    );
+    let status = crate::ReconcilerStatus {
+        config: ipvtl_core::ReconcilerConfig::default(),
+        storm: true,
+        managed: 10,
+        troubled: 4,
+        heals_in_flight: 0,
+    };
+    let v = serde_json::to_value(ReconcilerView::from(&status)).unwrap();
+    assert_eq!(
+        (v["storm"].clone(), v["paused"].clone(), v["max_parallel"].clone()),
+        (json!(true), json!(false), json!(4))
+    );
+}
+
+#[test]
+fn the_schema_describes_the_reconciler_views() {
+    let clock = clock();
+    let schema = schema();
+    let defs = &schema["$defs"];
+    let props = |name: &str| -> Vec<String> {
+        let mut k: Vec<String> = defs[name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name}: {}", defs[name]))
+            .keys()
+            .cloned()
+            .collect();
+        k.sort();
+        k
+    };
+    let d = serde_json::to_value(DriftView::new(&drift(), Instant::ZERO, Wall(&clock))).unwrap();
+    assert_eq!(props("DriftView"), keys(&d));
+    let h = serde_json::to_value(HealView::new(&heal(), Wall(&clock))).unwrap();
+    assert_eq!(props("HealView"), keys(&h));
+    let text = serde_json::to_string(&schema).unwrap();
+    for kind in [
+        "drift_started",
+        "drift_ended",
+        "heal_planned",
+        "heal_started",
+        "heal_finished",
+        "heal_degraded",
+        "healing_paused",
+        "healing_resumed",
+    ] {
+        assert!(text.contains(&format!("\"{kind}\"")), "{kind} is in the schema");
+    }
+}

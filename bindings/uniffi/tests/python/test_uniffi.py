@@ -25,7 +25,10 @@ from ipvtl_ffi import (  # noqa: E402
     ClusterEvent,
     ClusterObserver,
     ClusterSettings,
+    HealingPolicy,
     IpvtlError,
+    ReconcilerSettings,
+    SettingScope,
     SimFleet,
     SimOptions,
     parse_servers,
@@ -376,6 +379,53 @@ def test_a_failed_action_report_names_its_cause():
     finally:
         SIM.set_fault(rejecting, None)
         SIM.set_fault(down, None)
+
+
+def test_desired_state_and_healing_start_an_idle_channel():
+    sim = SimFleet.with_options(2, SimOptions(channels=2, initial_running=0.0, seed=3))
+    try:
+        c = Cluster(sim.servers(), ClusterSettings(background=True, interval_ms=200, timeout_ms=1500,
+                                                    offline_after=1, watch_interval_ms=50))
+        c.poll_blocking()
+        sid = sim.ids()[0]
+        assert c.desired(sid, 1).desired == "unmanaged" and c.desired(sid, 1).scope is None
+        e = expect(IpvtlError.Invalid, c.set_desired, SettingScope(server_id=sid), "Running")
+        assert "running" in str(e) and "unmanaged" in str(e)
+        expect(IpvtlError.Invalid, c.set_desired, SettingScope(), "running")
+        expect(IpvtlError.ServerNotFound, c.set_desired, SettingScope(server_id="nope"), "running")
+        expect(IpvtlError.Invalid, c.set_healing, SettingScope(server_id=sid), HealingPolicy(limit=0))
+        expect(IpvtlError.Invalid, c.configure_reconciler, ReconcilerSettings(max_parallel=0))
+        stream = c.subscribe()
+        c.set_desired(SettingScope(server_id=sid, channel_id=1), "running")
+        c.set_healing(SettingScope(server_id=sid), HealingPolicy(grace_ms=0, limit=2))
+        d = c.desired(sid, 1)
+        assert d.desired == "running" and d.scope == SettingScope(server_id=sid, channel_id=1, tag=None)
+        assert [s.desired for s in c.desired_settings()] == ["running"]
+        (h,) = c.healing_settings()
+        assert h.enabled and h.grace_ms == 0 and h.limit == 2 and h.scope.server_id == sid
+        seen = []
+        deadline = time.monotonic() + 10
+        while not any(isinstance(e, ClusterEvent.DRIFT_ENDED) for e in seen):
+            assert time.monotonic() < deadline, seen
+            e = stream.next_blocking(500)
+            if e is not None:
+                seen.append(e)
+        started = next(e for e in seen if isinstance(e, ClusterEvent.HEAL_STARTED))
+        assert (started.heal.server_id, started.heal.channel_id, started.heal.action) == (sid, 1, "start")
+        assert started.attempt == 1 and started.heal.since_at > 1.7e9
+        assert any(isinstance(e, ClusterEvent.DRIFT_STARTED) and e.desired == "running" for e in seen)
+        assert sim.channel_state(sid, 1) == "running"
+        assert c.drifts() == [] and c.snapshot().drifts == []
+        r = c.configure_reconciler(ReconcilerSettings(paused=True, max_parallel=3))
+        assert r.paused and r.max_parallel == 3 and not r.storm and r.managed == 1
+        c.set_healing_paused(False)
+        c.set_dry_run(True)
+        assert not c.reconciler().paused and c.reconciler().dry_run
+        assert c.planned_heals() == [] and c.clear_degraded(sid, 1) is False
+        assert c.clear_desired(SettingScope(server_id=sid, channel_id=1)) == "running"
+        assert c.clear_healing(SettingScope(server_id=sid)) is True
+    finally:
+        sim.shutdown()
 
 
 def main():

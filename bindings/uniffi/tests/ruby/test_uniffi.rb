@@ -138,4 +138,30 @@ class UniffiRubyTest < Minitest::Test
     Timeout.timeout(10) { sleep 0.01 while handle.is_active }
     refute handle.is_active
   end
+
+  def test_desired_state_and_healing_settings
+    c = cluster
+    id = SIM.ids.first
+    assert_equal 'unmanaged', c.desired(id, 1).desired
+    e = assert_raises(IpvtlFfi::IpvtlError::Invalid) { c.set_desired(IpvtlFfi::SettingScope.new(server_id: id), 'on') }
+    assert_includes e.message, '"running", "idle" or "unmanaged"'
+    assert_raises(IpvtlFfi::IpvtlError::ServerNotFound) do
+      c.set_desired(IpvtlFfi::SettingScope.new(server_id: 'nope'), 'idle')
+    end
+    c.set_desired(IpvtlFfi::SettingScope.new(tag: 'eu'), 'idle')
+    c.set_healing(IpvtlFfi::SettingScope.new(tag: 'eu'), IpvtlFfi::HealingPolicy.new(grace_ms: 2000, limit: 1))
+    assert_equal ['idle'], c.desired_settings.map(&:desired)
+    h = c.healing_settings.first
+    assert_equal ['eu', 2000, 1], [h.scope.tag, h.grace_ms, h.limit]
+    status = c.configure_reconciler(IpvtlFfi::ReconcilerSettings.new(dry_run: true, storm_percent: 50))
+    assert status.dry_run
+    assert_equal 50, status.storm_percent
+    assert_raises(IpvtlFfi::IpvtlError::Invalid) do
+      c.configure_reconciler(IpvtlFfi::ReconcilerSettings.new(storm_percent: 101))
+    end
+    assert_equal [], c.drifts
+    assert_equal false, c.clear_degraded(id, 1)
+    assert_equal 'idle', c.clear_desired(IpvtlFfi::SettingScope.new(tag: 'eu'))
+    assert_equal true, c.clear_healing(IpvtlFfi::SettingScope.new(tag: 'eu'))
+  end
 end

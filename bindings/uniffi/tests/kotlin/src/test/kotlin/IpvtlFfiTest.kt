@@ -23,8 +23,11 @@ import uniffi.ipvtl_ffi.Cluster
 import uniffi.ipvtl_ffi.ClusterEvent
 import uniffi.ipvtl_ffi.ClusterObserver
 import uniffi.ipvtl_ffi.ClusterSettings
+import uniffi.ipvtl_ffi.HealingPolicy
 import uniffi.ipvtl_ffi.IpvtlException
+import uniffi.ipvtl_ffi.ReconcilerSettings
 import uniffi.ipvtl_ffi.SimFleet
+import uniffi.ipvtl_ffi.SettingScope
 import uniffi.ipvtl_ffi.SimOptions
 
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
@@ -268,6 +271,40 @@ class IpvtlFfiTest {
                 }
                 assertEquals(channels.map { it.id }, stalled.map { it.channelId })
                 assertTrue(stalled.all { it.serverId == id && it.reason == "zero_fps" }, stalled.toString())
+                stream.unsubscribe()
+                stream.close()
+            }
+        }
+    }
+
+    @Test
+    fun `desired running and healing on start an idle channel once`() {
+        SimFleet.withOptions(2u, SimOptions(channels = 2u, initialRunning = 0.0, seed = 3uL)).use { idleSim ->
+            val live = ClusterSettings(background = true, intervalMs = 200uL, timeoutMs = 1_500uL, offlineAfter = 1u,
+                watchIntervalMs = 50uL)
+            Cluster(idleSim.servers(), live).use { c ->
+                c.pollBlocking()
+                val id = idleSim.ids().first()
+                assertEquals("unmanaged", c.desired(id, 1u).desired)
+                val e = assertThrows(IpvtlException.Invalid::class.java) { c.setDesired(SettingScope(serverId = id), "Running") }
+                assertTrue(e.message!!.contains("unmanaged"), e.message)
+                assertThrows(IpvtlException.ServerNotFound::class.java) { c.setDesired(SettingScope(serverId = "nope"), "idle") }
+                assertThrows(IpvtlException.Invalid::class.java) { c.setHealing(SettingScope(tag = "eu"), HealingPolicy(limit = 0u)) }
+                val stream = c.subscribe()
+                c.setDesired(SettingScope(serverId = id, channelId = 1u), "running")
+                c.setHealing(SettingScope(serverId = id), HealingPolicy(graceMs = 0uL))
+                val seen = mutableListOf<ClusterEvent>()
+                while (seen.none { it is ClusterEvent.DriftEnded }) {
+                    seen.add(stream.nextBlocking(10_000uL) ?: fail("no drift_ended in $seen"))
+                }
+                val started = seen.filterIsInstance<ClusterEvent.HealStarted>().single()
+                assertEquals(Triple(id, 1u, "start"), Triple(started.heal.serverId, started.heal.channelId, started.heal.action))
+                assertEquals(1u, started.attempt)
+                assertEquals("running", idleSim.channelState(id, 1u))
+                assertTrue(c.drifts().isEmpty())
+                val status = c.configureReconciler(ReconcilerSettings(paused = true))
+                assertTrue(status.paused && !status.storm && status.managed == 1u, status.toString())
+                assertEquals("running", c.clearDesired(SettingScope(serverId = id, channelId = 1u)))
                 stream.unsubscribe()
                 stream.close()
             }
