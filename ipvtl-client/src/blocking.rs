@@ -8,7 +8,8 @@ use std::time::Duration;
 use futures::FutureExt;
 use ipvtl_core::{
     ActionKind, ActionProgress, ActionReport, BatchReport, BatchSpec, BatchTarget, Desired, Drift, Event,
-    FleetSnapshot, Heal, Healing, ReconcilerConfig, ReloadSummary, Scope, ServerConfig, ServerSnapshot,
+    FleetSnapshot, Heal, Healing, ReconcilerConfig, ReloadSummary, Scope, ServerConfig, ServerSnapshot, ServersFile,
+    Source,
 };
 
 use crate::error::ClientError;
@@ -112,6 +113,11 @@ impl Cluster {
         self.inner.reload_file(path)
     }
 
+    /// See [`crate::Cluster::reload_declared`].
+    pub fn reload_declared(&self, file: ServersFile) -> Result<ReloadSummary, ClientError> {
+        self.inner.reload_declared(file)
+    }
+
     /// See [`crate::Cluster::set_maintenance`].
     pub fn set_maintenance(&self, id: &str, on: bool) -> Result<(), ClientError> {
         self.inner.set_maintenance(id, on)
@@ -138,7 +144,7 @@ impl Cluster {
     }
 
     /// See [`crate::Cluster::desired_settings`].
-    pub fn desired_settings(&self) -> Vec<(Scope, Desired)> {
+    pub fn desired_settings(&self) -> Vec<(Scope, Desired, Source)> {
         self.inner.desired_settings()
     }
 
@@ -158,7 +164,7 @@ impl Cluster {
     }
 
     /// See [`crate::Cluster::healing_settings`].
-    pub fn healing_settings(&self) -> Vec<(Scope, Healing)> {
+    pub fn healing_settings(&self) -> Vec<(Scope, Healing, Source)> {
         self.inner.healing_settings()
     }
 

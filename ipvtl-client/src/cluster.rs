@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use ipvtl_core::driver::{drive, Clock, FleetCell};
 use ipvtl_core::{
-    parse_servers, ActionKind, ActionProgress, ActionReport, BatchId, BatchReport, BatchSpec, BatchTarget, ChannelId,
-    Desired, Drift, Fleet, FleetSnapshot, Heal, Healing, Instant, ReconcilerConfig, ReloadSummary, Scope, ServerConfig,
-    ServerId, ServerSnapshot, Transport,
+    parse_servers_file, ActionKind, ActionProgress, ActionReport, BatchId, BatchReport, BatchSpec, BatchTarget,
+    ChannelId, Desired, Drift, Fleet, FleetSnapshot, Heal, Healing, Instant, ReconcilerConfig, ReloadSummary, Scope,
+    ServerConfig, ServerId, ServerSnapshot, ServersFile, Source, Transport,
 };
 
 use crate::dispatch::{Dispatch, Subscription};
@@ -123,7 +123,11 @@ impl Cluster {
 
     /// A cluster from a `servers.json` file.
     pub fn from_file(path: impl AsRef<Path>, settings: Settings) -> Result<Self, ClientError> {
-        Self::new(load_servers(path.as_ref())?, settings)
+        let file = load_servers_file(path.as_ref())?;
+        let cluster = Self::new(file.servers, settings)?;
+        cluster.fleet().reconciler_mut().replace_file_settings(file.desired, file.healing);
+        cluster.wake();
+        Ok(cluster)
     }
 
     /// A cluster over any [`Transport`] (bring your own HTTP stack).
@@ -344,9 +348,28 @@ impl Cluster {
         Ok(summary)
     }
 
-    /// Re-reads a `servers.json` file; a bad file changes nothing.
+    /// Re-reads a `servers.json` file; a bad file changes nothing. The
+    /// desired state and healing declared in the file replace those of the
+    /// previous file; settings made through the API stay (and win over a
+    /// file setting at the same scope).
     pub fn reload_file(&self, path: impl AsRef<Path>) -> Result<ReloadSummary, ClientError> {
-        self.reload(load_servers(path.as_ref())?)
+        self.reload_declared(load_servers_file(path.as_ref())?)
+    }
+
+    /// Like [`Cluster::reload_file`] with a file already parsed (see
+    /// [`load_servers_file`]): its servers replace the list, its desired
+    /// state and healing replace those of the previous file, settings made
+    /// through the API stay.
+    pub fn reload_declared(&self, file: ServersFile) -> Result<ReloadSummary, ClientError> {
+        check_unique(&file.servers)?;
+        let now = self.now();
+        let summary = {
+            let mut fleet = self.fleet();
+            fleet.reconciler_mut().replace_file_settings(file.desired, file.healing);
+            fleet.reload(file.servers, now)
+        };
+        self.wake();
+        Ok(summary)
     }
 
     /// Puts a server in or out of maintenance (polled, no alarms, no actions).
@@ -402,9 +425,11 @@ impl Cluster {
         old
     }
 
-    /// Every desired-state setting, narrowest scopes first.
-    pub fn desired_settings(&self) -> Vec<(Scope, Desired)> {
-        self.fleet().reconciler().desired_settings().iter().map(|(s, d)| (s, *d)).collect()
+    /// Every desired-state setting in force, narrowest scopes first, with
+    /// where it came from (the servers file or the API; at one scope the
+    /// API's wins).
+    pub fn desired_settings(&self) -> Vec<(Scope, Desired, Source)> {
+        self.fleet().reconciler().desired_settings().iter_sourced().map(|(s, d, src)| (s, *d, src)).collect()
     }
 
     /// What `channel` of server `id` should be doing, and the scope that
@@ -439,9 +464,11 @@ impl Cluster {
         old
     }
 
-    /// Every healing setting, narrowest scopes first.
-    pub fn healing_settings(&self) -> Vec<(Scope, Healing)> {
-        self.fleet().reconciler().healing_settings().iter().map(|(s, h)| (s, h.clone())).collect()
+    /// Every healing setting in force, narrowest scopes first, with where
+    /// it came from (the servers file or the API; at one scope the API's
+    /// wins).
+    pub fn healing_settings(&self) -> Vec<(Scope, Healing, Source)> {
+        self.fleet().reconciler().healing_settings().iter_sourced().map(|(s, h, src)| (s, h.clone(), src)).collect()
     }
 
     /// The reconciler's fleet-wide settings.
@@ -553,9 +580,16 @@ fn check_unique(servers: &[ServerConfig]) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// Reads and parses a `servers.json` file.
+/// Reads and parses a `servers.json` file (the servers only; the desired
+/// state and healing declared in it are checked and dropped).
 pub fn load_servers(path: &Path) -> Result<Vec<ServerConfig>, ClientError> {
+    load_servers_file(path).map(|f| f.servers)
+}
+
+/// Reads and parses a `servers.json` file with the desired state and
+/// healing declared in it.
+pub fn load_servers_file(path: &Path) -> Result<ServersFile, ClientError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ClientError::Io { path: path.to_path_buf(), message: e.to_string() })?;
-    parse_servers(&text).map_err(|error| ClientError::Config { path: Some(path.to_path_buf()), error })
+    parse_servers_file(&text).map_err(|error| ClientError::Config { path: Some(path.to_path_buf()), error })
 }

@@ -35,7 +35,7 @@ mod settings;
 mod transport;
 pub mod wire;
 
-pub use cluster::{load_servers, Cluster, Sleep, SmolClock};
+pub use cluster::{load_servers, load_servers_file, Cluster, Sleep, SmolClock};
 pub use dispatch::Subscription;
 pub use error::ClientError;
 pub use limits::raise_fd_limit;
@@ -48,5 +48,5 @@ pub use ipvtl_core as core;
 pub use ipvtl_core::{
     ActionError, ActionKind, ActionReport, BatchFilter, BatchInput, BatchReport, BatchSpec, BatchTarget, ChannelState,
     Desired, Drift, Event, FleetSnapshot, Heal, HealPolicy, Healing, Health, ReconcilerConfig, Scope, ServerConfig,
-    ServerSnapshot, ServerState, Targets,
+    ServerSnapshot, ServerState, ServersFile, Source, Targets,
 };

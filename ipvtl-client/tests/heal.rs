@@ -241,7 +241,10 @@ fn settings_are_checked_and_read_back() {
     assert_eq!(cluster.clear_desired(&Scope::Tag("eu".into())), Some(Desired::Idle));
     assert_eq!(cluster.clear_desired(&Scope::Tag("eu".into())), None);
     cluster.set_healing(Scope::Tag("eu".into()), Healing::On(HealPolicy::default())).unwrap();
-    assert_eq!(cluster.healing_settings(), [(Scope::Tag("eu".into()), Healing::On(HealPolicy::default()))]);
+    assert_eq!(
+        cluster.healing_settings(),
+        [(Scope::Tag("eu".into()), Healing::On(HealPolicy::default()), ipvtl_core::Source::Api)]
+    );
     assert_eq!(cluster.clear_healing(&Scope::Tag("eu".into())), Some(Healing::On(HealPolicy::default())));
     cluster.set_healing_paused(true);
     cluster.set_dry_run(true);

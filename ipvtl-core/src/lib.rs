@@ -105,8 +105,8 @@ pub use ids::{ActionId, BatchId, ChannelId, RequestId, ServerId};
 pub use model::{
     Channel, ChannelState, ChannelStats, Health, PollError, ServerConfig, ServerState, Status, DEFAULT_PORT,
 };
-pub use parse::{parse_servers, parse_stats, parse_status, ConfigError, StatusError};
+pub use parse::{parse_servers, parse_servers_file, parse_stats, parse_status, ConfigError, ServersFile, StatusError};
 pub use poller::{Poller, PollerConfig, ReloadSummary};
-pub use reconcile::{Desired, Drift, Heal, HealPolicy, Healing, Reconciler, ReconcilerConfig, Scope, Scoped};
+pub use reconcile::{Desired, Drift, Heal, HealPolicy, Healing, Reconciler, ReconcilerConfig, Scope, Scoped, Source};
 pub use time::Instant;
 pub use transport::{Request, RequestKind, Response, Transmit, Transport, TransportError};

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use ipvtl_core::parse::Position;
 use ipvtl_core::{
-    parse_servers, parse_stats, parse_status, ChannelState, ChannelStats, ConfigError, ServerConfig, StatusError,
+    parse_servers, parse_servers_file, parse_stats, parse_status, ChannelId, ChannelState, ChannelStats, ConfigError,
+    Desired, HealPolicy, Healing, Scope, ServerConfig, StatusError,
 };
 use proptest::prelude::*;
 
@@ -252,6 +253,139 @@ fn more_bad_entries() {
 }
 
 #[test]
+fn desired_state_and_healing_are_declared_in_the_file() {
+    let text = std::str::from_utf8(&fixture("servers/desired.json")).unwrap().to_owned();
+    let file = parse_servers_file(&text).unwrap();
+    assert_eq!(file.servers.len(), 3);
+    let ch = |s: &str, n: u32| Scope::Channel(s.into(), ChannelId::new(n).unwrap());
+    assert_eq!(
+        file.desired,
+        [
+            (Scope::Server("edge-1".into()), Desired::Running),
+            (ch("edge-1", 3), Desired::Idle),
+            (ch("edge-1", 4), Desired::Unmanaged),
+            (ch("edge-3", 1), Desired::Running),
+            (Scope::Tag("lab".into()), Desired::Idle),
+            (Scope::Tag("rack-b".into()), Desired::Running),
+        ]
+    );
+    let d = HealPolicy::default();
+    let edge1 = HealPolicy {
+        grace: std::time::Duration::from_secs(30),
+        limit: 2,
+        window: std::time::Duration::from_secs(120),
+        ..d.clone()
+    };
+    assert_eq!(
+        file.healing,
+        [
+            (Scope::Server("edge-1".into()), Healing::On(edge1)),
+            (Scope::Server("edge-2".into()), Healing::Off),
+            (Scope::Tag("rack-b".into()), Healing::On(d)),
+        ]
+    );
+    // The servers themselves are what parse_servers gives.
+    assert_eq!(parse_servers(&text).unwrap(), file.servers);
+    // The plain forms declare nothing.
+    for name in ["array", "object", "numeric_ids"] {
+        let f = parse_servers_file(std::str::from_utf8(&fixture(&format!("servers/{name}.json"))).unwrap()).unwrap();
+        assert!(f.desired.is_empty() && f.healing.is_empty(), "{name}");
+        assert_eq!(servers(name).unwrap(), f.servers, "{name}");
+    }
+}
+
+#[test]
+fn healing_in_the_file_takes_seconds_or_milliseconds() {
+    let one = |healing: &str| {
+        let text = format!(r#"[{{"id": "a", "host": "h", "healing": {healing}}}]"#);
+        match parse_servers_file(&text).unwrap().healing.as_slice() {
+            [(_, Healing::On(p))] => p.clone(),
+            other => panic!("{healing}: {other:?}"),
+        }
+    };
+    let ms = std::time::Duration::from_millis;
+    assert_eq!(one("true"), HealPolicy::default());
+    assert_eq!(one("{}"), HealPolicy::default());
+    assert_eq!(one(r#"{"grace": 1.5}"#).grace, ms(1500));
+    assert_eq!(one(r#"{"grace_ms": 1500}"#).grace, ms(1500));
+    let p = one(r#"{"backoff": 2, "backoff_max_ms": 8000, "window": 60}"#);
+    assert_eq!((p.backoff, p.backoff_max, p.window), (ms(2000), ms(8000), ms(60_000)));
+    // A backoff above the default cap raises the cap with it.
+    assert_eq!(one(r#"{"backoff": 120}"#).backoff_max, ms(120_000));
+    let off = parse_servers_file(r#"[{"id": "a", "host": "h", "healing": {"enabled": false, "limit": 9}}]"#).unwrap();
+    assert_eq!(off.healing, [(Scope::Server("a".into()), Healing::Off)]);
+}
+
+#[test]
+fn bad_desired_state_and_healing_name_the_entry() {
+    let e = servers("bad_desired").unwrap_err();
+    assert_eq!(
+        e,
+        ConfigError::Entry {
+            index: 1,
+            id: Some("edge-2".into()),
+            reason: r#""channels"."2": unknown desired state "on" (expected "running", "idle" or "unmanaged")"#.into(),
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        r#"servers[1] (id "edge-2"): "channels"."2": unknown desired state "on" (expected "running", "idle" or "unmanaged")"#
+    );
+    let entries: &[(&str, &str)] = &[
+        (
+            r#""desired": "Running""#,
+            r#""desired": unknown desired state "Running" (expected "running", "idle" or "unmanaged")"#,
+        ),
+        (r#""desired": 1"#, "a desired state must be a string"),
+        (r#""channels": ["running"]"#, r#""channels" must be an object"#),
+        (r#""channels": {"0": "running"}"#, r#""0" is not a channel number (from 1)"#),
+        (r#""channels": {"x": "running"}"#, r#""x" is not a channel number"#),
+        (r#""channels": {"1": "stopped"}"#, r#"unknown desired state "stopped""#),
+        (r#""healing": "yes""#, "expected true, false or an object"),
+        (r#""healing": {"limit": 0}"#, r#""limit" must be at least 1"#),
+        (r#""healing": {"limit": 1.5}"#, r#""limit" 1.5 must be a positive integer"#),
+        (r#""healing": {"limit": 9999999999}"#, "too large"),
+        (r#""healing": {"window": 0}"#, r#""window" must be more than 0"#),
+        (r#""healing": {"grace": -1}"#, "non-negative number of seconds"),
+        (r#""healing": {"grace_ms": 1.5}"#, "non-negative integer"),
+        (r#""healing": {"grace": 1, "grace_ms": 1000}"#, "not both"),
+        (r#""healing": {"grace": "10s"}"#, "must be a number of seconds"),
+        (r#""healing": {"backoff": 10, "backoff_max": 5}"#, "must be at least"),
+        (r#""healing": {"limt": 3}"#, r#"unknown field "limt" (expected enabled, limit"#),
+        (r#""healing": {"enabled": "no"}"#, "must be true or false"),
+    ];
+    for &(field, reason) in entries {
+        let text = format!(r#"[{{"id": "a", "host": "h", {field}}}]"#);
+        let e = parse_servers_file(&text).unwrap_err();
+        assert!(matches!(&e, ConfigError::Entry { index: 0, id: Some(id), .. } if id == "a"), "{field}: {e:?}");
+        assert!(e.to_string().contains(reason), "{field}: {e}");
+        // parse_servers is just as strict.
+        assert_eq!(parse_servers(&text).unwrap_err(), e);
+    }
+    let tags: &[(&str, &str)] = &[
+        (r#"{"eu": {"desired": "up"}}"#, r#"tags["eu"]: "desired": unknown desired state "up""#),
+        (r#"{"eu": {"healing": {"window_ms": 0}}}"#, r#"tags["eu"]: "healing": "window" must be more than 0"#),
+        (r#"{"eu": {"channels": {"1": "idle"}}}"#, r#"tags["eu"]: unknown field "channels""#),
+        (r#"{"eu": "running"}"#, r#"tags["eu"]: expected an object"#),
+        (r#"{"": {"desired": "idle"}}"#, "a tag must not be empty"),
+    ];
+    for &(tags, reason) in tags {
+        let text = format!(r#"{{"servers": [], "tags": {tags}}}"#);
+        let e = parse_servers_file(&text).unwrap_err();
+        assert!(matches!(&e, ConfigError::Tag { .. }), "{tags}: {e:?}");
+        assert!(e.to_string().contains(reason), "{tags}: {e}");
+    }
+    let e = parse_servers_file(r#"{"servers": [], "tags": ["eu"]}"#).unwrap_err();
+    assert!(matches!(e, ConfigError::Shape { .. }), "{e:?}");
+    // null means not given.
+    let f = parse_servers_file(
+        r#"{"servers": [{"id": "a", "host": "h", "desired": null, "healing": null}], "tags": null}"#,
+    )
+    .unwrap();
+    assert!(f.desired.is_empty() && f.healing.is_empty());
+}
+
+#[test]
 fn the_example_servers_json_parses() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../servers/servers.json");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -292,7 +426,7 @@ fn mutate(doc: &[u8], ops: &[(u8, usize, u8)]) -> Vec<u8> {
 
 const STATUS_FIXTURES: &[&str] =
     &["idle", "running", "stopping", "odd_states", "float_cpu", "extra_fields", "null_status", "huge_hours"];
-const SERVERS_FIXTURES: &[&str] = &["array", "object", "numeric_ids"];
+const SERVERS_FIXTURES: &[&str] = &["array", "object", "numeric_ids", "desired"];
 
 #[derive(Clone, Debug)]
 struct WireChannel {
@@ -335,6 +469,7 @@ proptest! {
         let _ = parse_status(text.as_bytes());
         let _ = parse_stats(&text);
         let _ = parse_servers(&text);
+        let _ = parse_servers_file(&text);
     }
 
     #[test]
@@ -352,14 +487,29 @@ proptest! {
         let name = SERVERS_FIXTURES[which % SERVERS_FIXTURES.len()];
         let doc = mutate(&fixture(&format!("servers/{name}.json")), &ops);
         if let Ok(text) = std::str::from_utf8(&doc) {
-            match parse_servers(text) {
+            match parse_servers_file(text) {
                 // Whatever is accepted obeys the rules.
-                Ok(list) => {
+                Ok(file) => {
+                    let list = &file.servers;
                     let ids: std::collections::BTreeSet<_> = list.iter().map(|s| s.id.clone()).collect();
                     prop_assert_eq!(ids.len(), list.len());
-                    for s in &list {
+                    for s in list {
                         prop_assert!(s.port != 0 && !s.host.trim().is_empty() && !s.host.contains("://"));
                     }
+                    // Per-server and per-channel settings name a listed server.
+                    for scope in file.desired.iter().map(|(s, _)| s).chain(file.healing.iter().map(|(s, _)| s)) {
+                        match scope {
+                            Scope::Channel(id, _) | Scope::Server(id) => prop_assert!(ids.contains(id)),
+                            Scope::Tag(t) => prop_assert!(!t.is_empty()),
+                            _ => {}
+                        }
+                    }
+                    for (_, h) in &file.healing {
+                        if let Healing::On(p) = h {
+                            prop_assert!(p.limit >= 1 && !p.window.is_zero() && p.backoff_max >= p.backoff);
+                        }
+                    }
+                    prop_assert_eq!(parse_servers(text).ok(), Some(list.clone()));
                 }
                 Err(e) => prop_assert!(!e.to_string().is_empty()),
             }

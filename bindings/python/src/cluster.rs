@@ -542,11 +542,12 @@ impl Cluster {
         view_to_py(py, Ok(v))
     }
 
-    /// Every desired-state setting: `[{scope, server_id, channel_id, tag, desired}]`.
+    /// Every desired-state setting: `[{scope, server_id, channel_id, tag, desired, source}]`
+    /// (`source`: `"file"` or `"api"`).
     fn desired_settings(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let inner = self.get(py)?;
         let list = py.detach(|| inner.desired_settings());
-        let views: Vec<_> = list.iter().map(|(s, d)| wire::DesiredSettingView::new(s, *d)).collect();
+        let views: Vec<_> = list.iter().map(|(s, d, src)| wire::DesiredSettingView::new(s, *d, *src)).collect();
         view_to_py(py, serde_json::to_value(&views))
     }
 
@@ -603,11 +604,11 @@ impl Cluster {
     }
 
     /// Every healing setting: `[{scope, server_id, channel_id, tag, enabled,
-    /// grace_ms, limit, window_ms, backoff_ms, backoff_max_ms}]`.
+    /// grace_ms, limit, window_ms, backoff_ms, backoff_max_ms, source}]`.
     fn healing_settings(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let inner = self.get(py)?;
         let list = py.detach(|| inner.healing_settings());
-        let views: Vec<_> = list.iter().map(|(s, h)| wire::HealingSettingView::new(s, h)).collect();
+        let views: Vec<_> = list.iter().map(|(s, h, src)| wire::HealingSettingView::new(s, h, *src)).collect();
         view_to_py(py, serde_json::to_value(&views))
     }
 

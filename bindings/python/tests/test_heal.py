@@ -54,6 +54,7 @@ def test_desired_settings_round_trip(cluster: ipvtl.Cluster, fleet: SimFleet) ->
     assert cluster.desired(sid, 2)["desired"] == "idle"
     settings = cluster.desired_settings()
     assert [(s["scope"], s["desired"]) for s in settings] == [("channel", "idle"), ("server", "running"), ("tag", "idle")]
+    assert {s["source"] for s in settings} == {"api"}
     assert json.dumps(settings)
     assert cluster.clear_desired(server=sid, channel=2) == "idle"
     assert cluster.clear_desired(server=sid, channel=2) is None
@@ -99,6 +100,7 @@ def test_healing_policies_and_reconciler_settings(cluster: ipvtl.Cluster, fleet:
         "window_ms": None,
         "backoff_ms": None,
         "backoff_max_ms": None,
+        "source": "api",
     }
     for bad in [dict(limit=0), dict(window=0.0), dict(backoff=5.0, backoff_max=1.0), dict(grace=-1.0)]:
         with pytest.raises(ipvtl.ConfigError):

@@ -215,7 +215,11 @@ impl Cluster {
 
     /// Every desired-state setting, narrowest scopes first.
     pub fn desired_settings(&self) -> Vec<DesiredSetting> {
-        self.inner.desired_settings().iter().map(|(s, d)| wire::DesiredSettingView::new(s, *d).into()).collect()
+        self.inner
+            .desired_settings()
+            .iter()
+            .map(|(s, d, src)| wire::DesiredSettingView::new(s, *d, *src).into())
+            .collect()
     }
 
     /// Turns healing on for `scope` with `policy` (fields not given take
@@ -233,7 +237,11 @@ impl Cluster {
 
     /// Every healing setting, narrowest scopes first.
     pub fn healing_settings(&self) -> Vec<HealingSetting> {
-        self.inner.healing_settings().iter().map(|(s, h)| wire::HealingSettingView::new(s, h).into()).collect()
+        self.inner
+            .healing_settings()
+            .iter()
+            .map(|(s, h, src)| wire::HealingSettingView::new(s, h, *src).into())
+            .collect()
     }
 
     /// Where healing stands fleet-wide.

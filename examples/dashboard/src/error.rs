@@ -46,7 +46,9 @@ impl ApiError {
             ClientError::Maintenance(_) => StatusCode::LOCKED,
             ClientError::ActionFailed(_) => StatusCode::BAD_GATEWAY,
             ClientError::Config { .. } | ClientError::Io { .. } => StatusCode::BAD_REQUEST,
-            ClientError::Batch(_) | ClientError::Settings(_) | ClientError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ClientError::Batch(_) | ClientError::Settings(_) | ClientError::Invalid(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ClientError::Closed => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

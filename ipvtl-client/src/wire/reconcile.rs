@@ -1,6 +1,6 @@
 //! Desired state, drift, heals and the reconciler's settings.
 
-use ipvtl_core::{Desired, Drift, Heal, Healing, Instant, ReconcilerConfig, Scope};
+use ipvtl_core::{Desired, Drift, Heal, Healing, Instant, ReconcilerConfig, Scope, Source};
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -124,12 +124,16 @@ pub struct DesiredSettingView {
     pub scope: ScopeView,
     /// `running`, `idle` or `unmanaged`.
     pub desired: &'static str,
+    /// Where the setting came from: `file` (the servers file, replaced by
+    /// a reload) or `api` (kept across reloads; wins over a file setting at
+    /// the same scope).
+    pub source: &'static str,
 }
 
 impl DesiredSettingView {
     /// The view of one setting.
-    pub fn new(scope: &Scope, desired: Desired) -> Self {
-        DesiredSettingView { scope: scope.into(), desired: desired.as_str() }
+    pub fn new(scope: &Scope, desired: Desired, source: Source) -> Self {
+        DesiredSettingView { scope: scope.into(), desired: desired.as_str(), source: source.as_str() }
     }
 }
 
@@ -152,12 +156,16 @@ pub struct HealingSettingView {
     pub backoff_ms: Option<u64>,
     /// Cap of the backoff.
     pub backoff_max_ms: Option<u64>,
+    /// Where the setting came from: `file` or `api` (see
+    /// [`DesiredSettingView::source`]).
+    pub source: &'static str,
 }
 
 impl HealingSettingView {
     /// The view of one setting.
-    pub fn new(scope: &Scope, healing: &Healing) -> Self {
+    pub fn new(scope: &Scope, healing: &Healing, source: Source) -> Self {
         let scope = scope.into();
+        let source = source.as_str();
         match healing {
             Healing::On(p) => HealingSettingView {
                 scope,
@@ -167,6 +175,7 @@ impl HealingSettingView {
                 window_ms: Some(ms(p.window)),
                 backoff_ms: Some(ms(p.backoff)),
                 backoff_max_ms: Some(ms(p.backoff_max)),
+                source,
             },
             _ => HealingSettingView {
                 scope,
@@ -176,6 +185,7 @@ impl HealingSettingView {
                 window_ms: None,
                 backoff_ms: None,
                 backoff_max_ms: None,
+                source,
             },
         }
     }

@@ -328,22 +328,28 @@ fn every_reconciler_event_has_a_body_with_snake_case_names() {
 
 #[test]
 fn settings_name_their_scope() {
-    use ipvtl_core::{Desired, HealPolicy, Healing, Scope};
+    use ipvtl_core::{Desired, HealPolicy, Healing, Scope, Source};
     let ch = Scope::Channel("edge-1".into(), ChannelId::new(3).unwrap());
-    let v = serde_json::to_value(DesiredSettingView::new(&ch, Desired::Running)).unwrap();
+    let v = serde_json::to_value(DesiredSettingView::new(&ch, Desired::Running, Source::File)).unwrap();
     assert_eq!(
         v,
-        json!({"scope": "channel", "server_id": "edge-1", "channel_id": 3, "tag": null, "desired": "running"})
+        json!({"scope": "channel", "server_id": "edge-1", "channel_id": 3, "tag": null, "desired": "running",
+               "source": "file"})
     );
-    let v =
-        serde_json::to_value(HealingSettingView::new(&Scope::Tag("eu".into()), &Healing::On(HealPolicy::default())))
-            .unwrap();
+    let v = serde_json::to_value(HealingSettingView::new(
+        &Scope::Tag("eu".into()),
+        &Healing::On(HealPolicy::default()),
+        Source::Api,
+    ))
+    .unwrap();
     assert_eq!(
         v,
         json!({"scope": "tag", "server_id": null, "channel_id": null, "tag": "eu", "enabled": true,
-               "grace_ms": 10_000, "limit": 3, "window_ms": 600_000, "backoff_ms": 5_000, "backoff_max_ms": 60_000})
+               "grace_ms": 10_000, "limit": 3, "window_ms": 600_000, "backoff_ms": 5_000, "backoff_max_ms": 60_000,
+               "source": "api"})
     );
-    let v = serde_json::to_value(HealingSettingView::new(&Scope::Server("edge-1".into()), &Healing::Off)).unwrap();
+    let v = serde_json::to_value(HealingSettingView::new(&Scope::Server("edge-1".into()), &Healing::Off, Source::Api))
+        .unwrap();
     assert_eq!(
         (v["scope"].clone(), v["enabled"].clone(), v["limit"].clone()),
         (json!("server"), json!(false), Value::Null)

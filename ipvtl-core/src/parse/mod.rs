@@ -6,7 +6,7 @@
 mod servers;
 mod status;
 
-pub use servers::{parse_servers, ConfigError};
+pub use servers::{parse_servers, parse_servers_file, ConfigError, ServersFile};
 pub use status::{parse_stats, parse_status, StatusError};
 
 use alloc::string::{String, ToString};

@@ -3,11 +3,13 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
+use core::time::Duration;
 use serde_json::{Map, Value};
 
 use super::{json_error, Position};
-use crate::ids::ServerId;
+use crate::ids::{ChannelId, ServerId};
 use crate::model::{ServerConfig, DEFAULT_PORT};
+use crate::reconcile::{Desired, HealPolicy, Healing, Scope};
 
 /// Why a `servers.json` document was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +36,13 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// One entry of the top-level `"tags"` object is wrong.
+    Tag {
+        /// The tag.
+        tag: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -45,6 +54,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Shape { message } => f.write_str(message),
             ConfigError::Entry { index, id: Some(id), reason } => write!(f, "servers[{index}] (id {id:?}): {reason}"),
             ConfigError::Entry { index, id: None, reason } => write!(f, "servers[{index}]: {reason}"),
+            ConfigError::Tag { tag, reason } => write!(f, "tags[{tag:?}]: {reason}"),
         }
     }
 }
@@ -52,39 +62,69 @@ impl fmt::Display for ConfigError {
 #[cfg(feature = "std")]
 impl std::error::Error for ConfigError {}
 
+/// A parsed `servers.json`: the servers, and the desired state and
+/// healing declared in it (each becomes a [`crate::Source::File`] setting).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServersFile {
+    /// The servers, in file order.
+    pub servers: Vec<ServerConfig>,
+    /// Desired states declared per server, per channel and per tag.
+    pub desired: Vec<(Scope, Desired)>,
+    /// Healing declared per server and per tag.
+    pub healing: Vec<(Scope, Healing)>,
+}
+
 /// Parses `servers.json`: either a JSON array of servers or
-/// `{"servers": [...]}`.
+/// `{"servers": [...]}`. The desired state and healing declared in the
+/// file are checked too (see [`parse_servers_file`]) and dropped.
 ///
 /// Each entry needs `id` (string or integer) and `host`; `name` defaults to
 /// the id, `port` to 9527, `description` to empty, `tags` to none. Unknown
 /// fields are ignored. Duplicate ids, an empty host, a host with a scheme,
 /// path, port or white space, and port 0 are errors naming the entry.
 pub fn parse_servers(text: &str) -> Result<Vec<ServerConfig>, ConfigError> {
+    parse_servers_file(text).map(|f| f.servers)
+}
+
+/// Parses `servers.json` with the desired state and healing declared in it.
+///
+/// The servers are as in [`parse_servers`]. Each server may also carry:
+///
+/// - `"desired": "running" | "idle" | "unmanaged"` for all its channels;
+/// - `"channels": {"3": "running", "4": "idle"}`: per channel (numbered
+///   from 1), narrower than the server's;
+/// - `"healing"`: `true` (the default policy), `false` (report drift only)
+///   or an object with any of `grace`, `window`, `backoff`, `backoff_max`
+///   (seconds) or `grace_ms`, `window_ms`, `backoff_ms`, `backoff_max_ms`,
+///   and `limit`, `enabled`; what is not given takes the default.
+///
+/// The object form may add settings by tag:
+/// `{"servers": [...], "tags": {"rack-b": {"desired": "running", "healing": true}}}`.
+///
+/// Strict: an unknown desired state or healing field is an error naming
+/// the entry (or tag) and listing what is valid.
+pub fn parse_servers_file(text: &str) -> Result<ServersFile, ConfigError> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
         let (message, position) = json_error(&e);
         ConfigError::Json { message, position }
     })?;
-    let entries = match value {
-        Value::Array(items) => items,
+    let shape =
+        || ConfigError::Shape { message: "expected an array of servers or an object with a \"servers\" array".into() };
+    let (entries, tags) = match value {
+        Value::Array(items) => (items, None),
         Value::Object(mut top) => match top.remove("servers") {
-            Some(Value::Array(items)) => items,
+            Some(Value::Array(items)) => (items, top.remove("tags")),
             Some(_) => return Err(ConfigError::Shape { message: "\"servers\" must be an array".into() }),
-            None => {
-                return Err(ConfigError::Shape {
-                    message: "expected an array of servers or an object with a \"servers\" array".into(),
-                })
-            }
+            None => return Err(shape()),
         },
-        _ => {
-            return Err(ConfigError::Shape {
-                message: "expected an array of servers or an object with a \"servers\" array".into(),
-            })
-        }
+        _ => return Err(shape()),
     };
+    let mut file = ServersFile::default();
     let mut seen = BTreeSet::new();
-    let mut servers = Vec::with_capacity(entries.len());
+    file.servers.reserve(entries.len());
     for (index, entry) in entries.into_iter().enumerate() {
-        let server = parse_entry(index, entry)?;
+        let server = parse_entry(index, entry, &mut file)?;
         if !seen.insert(server.id.clone()) {
             return Err(ConfigError::Entry {
                 index,
@@ -92,12 +132,41 @@ pub fn parse_servers(text: &str) -> Result<Vec<ServerConfig>, ConfigError> {
                 reason: "duplicate id (ids must be unique)".into(),
             });
         }
-        servers.push(server);
+        file.servers.push(server);
     }
-    Ok(servers)
+    match tags {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(tags)) => {
+            for (tag, settings) in tags {
+                let err = |reason: String| ConfigError::Tag { tag: tag.clone(), reason };
+                if tag.is_empty() {
+                    return Err(err("a tag must not be empty".into()));
+                }
+                let Value::Object(fields) = settings else {
+                    return Err(err("expected an object with \"desired\" and/or \"healing\"".into()));
+                };
+                if let Some(key) = fields.keys().find(|k| !matches!(k.as_str(), "desired" | "healing")) {
+                    return Err(err(format!("unknown field {key:?} (expected \"desired\" or \"healing\")")));
+                }
+                if let Some(d) = desired_field(&fields).map_err(err)? {
+                    file.desired.push((Scope::Tag(tag.clone()), d));
+                }
+                if let Some(h) = healing_field(&fields).map_err(err)? {
+                    file.healing.push((Scope::Tag(tag.clone()), h));
+                }
+            }
+        }
+        Some(_) => {
+            return Err(ConfigError::Shape {
+                message: "\"tags\" must be an object of tag settings, like {\"rack-b\": {\"desired\": \"running\"}}"
+                    .into(),
+            })
+        }
+    }
+    Ok(file)
 }
 
-fn parse_entry(index: usize, entry: Value) -> Result<ServerConfig, ConfigError> {
+fn parse_entry(index: usize, entry: Value, file: &mut ServersFile) -> Result<ServerConfig, ConfigError> {
     let Value::Object(fields) = entry else {
         return Err(ConfigError::Entry { index, id: None, reason: "expected an object".into() });
     };
@@ -137,7 +206,135 @@ fn parse_entry(index: usize, entry: Value) -> Result<ServerConfig, ConfigError> 
             .collect::<Result<Vec<_>, _>>()?,
         Some(_) => return Err(err("\"tags\" must be an array of strings".into())),
     };
-    Ok(ServerConfig { id: ServerId::new(id), name, host, port, description, tags })
+    let server = ServerId::new(id.clone());
+    if let Some(d) = desired_field(&fields).map_err(err)? {
+        file.desired.push((Scope::Server(server.clone()), d));
+    }
+    match fields.get("channels") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(channels)) => {
+            for (key, value) in channels {
+                let channel = key
+                    .parse::<u32>()
+                    .ok()
+                    .and_then(ChannelId::new)
+                    .ok_or_else(|| err(format!("\"channels\": {key:?} is not a channel number (from 1)")))?;
+                let d = desired_value(value).map_err(|r| err(format!("\"channels\".{key:?}: {r}")))?;
+                file.desired.push((Scope::Channel(server.clone(), channel), d));
+            }
+        }
+        Some(_) => return Err(err("\"channels\" must be an object like {\"3\": \"running\"}".into())),
+    }
+    if let Some(h) = healing_field(&fields).map_err(err)? {
+        file.healing.push((Scope::Server(server.clone()), h));
+    }
+    Ok(ServerConfig { id: server, name, host, port, description, tags })
+}
+
+const DESIRED_NAMES: &str = "\"running\", \"idle\" or \"unmanaged\"";
+
+fn desired_value(value: &Value) -> Result<Desired, String> {
+    match value {
+        Value::String(s) => {
+            Desired::parse(s).ok_or_else(|| format!("unknown desired state {s:?} (expected {DESIRED_NAMES})"))
+        }
+        _ => Err(format!("a desired state must be a string: {DESIRED_NAMES}")),
+    }
+}
+
+fn desired_field(fields: &Map<String, Value>) -> Result<Option<Desired>, String> {
+    match fields.get("desired") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => desired_value(v).map(Some).map_err(|r| format!("\"desired\": {r}")),
+    }
+}
+
+const HEALING_FIELDS: &str =
+    "enabled, limit, grace, window, backoff, backoff_max (seconds) or grace_ms, window_ms, backoff_ms, backoff_max_ms";
+
+fn healing_field(fields: &Map<String, Value>) -> Result<Option<Healing>, String> {
+    match fields.get("healing") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => healing_value(v).map(Some).map_err(|r| format!("\"healing\": {r}")),
+    }
+}
+
+fn healing_value(value: &Value) -> Result<Healing, String> {
+    let fields = match value {
+        Value::Bool(true) => return Ok(Healing::On(HealPolicy::default())),
+        Value::Bool(false) => return Ok(Healing::Off),
+        Value::Object(fields) => fields,
+        _ => return Err("expected true, false or an object of policy fields".into()),
+    };
+    if let Some(key) = fields.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "enabled"
+                | "limit"
+                | "grace"
+                | "grace_ms"
+                | "window"
+                | "window_ms"
+                | "backoff"
+                | "backoff_ms"
+                | "backoff_max"
+                | "backoff_max_ms"
+        )
+    }) {
+        return Err(format!("unknown field {key:?} (expected {HEALING_FIELDS})"));
+    }
+    let enabled = match fields.get("enabled") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("\"enabled\" must be true or false".into()),
+    };
+    let d = HealPolicy::default();
+    let limit = match fields.get("limit") {
+        None | Some(Value::Null) => d.limit,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(0) => return Err("\"limit\" must be at least 1".into()),
+            Some(l) => u32::try_from(l).map_err(|_| format!("\"limit\" {l} is too large"))?,
+            None => return Err(format!("\"limit\" {n} must be a positive integer")),
+        },
+        Some(_) => return Err("\"limit\" must be a positive integer".into()),
+    };
+    let grace = duration(fields, "grace")?.unwrap_or(d.grace);
+    let window = duration(fields, "window")?.unwrap_or(d.window);
+    let backoff = duration(fields, "backoff")?.unwrap_or(d.backoff);
+    let backoff_max = duration(fields, "backoff_max")?.unwrap_or(d.backoff_max.max(backoff));
+    if !enabled {
+        return Ok(Healing::Off);
+    }
+    if window.is_zero() {
+        return Err("\"window\" must be more than 0".into());
+    }
+    if backoff_max < backoff {
+        return Err(format!(
+            "\"backoff_max\" ({} ms) must be at least \"backoff\" ({} ms)",
+            backoff_max.as_millis(),
+            backoff.as_millis()
+        ));
+    }
+    Ok(Healing::On(HealPolicy { grace, limit, window, backoff, backoff_max }))
+}
+
+/// `name` in seconds or `name_ms` in milliseconds (not both).
+fn duration(fields: &Map<String, Value>, name: &str) -> Result<Option<Duration>, String> {
+    let ms_key = format!("{name}_ms");
+    match (fields.get(name), fields.get(&ms_key)) {
+        (Some(_), Some(_)) => Err(format!("give {name:?} (seconds) or {ms_key:?}, not both")),
+        (Some(Value::Number(n)), None) => match n.as_f64().and_then(|s| Duration::try_from_secs_f64(s).ok()) {
+            Some(d) => Ok(Some(d)),
+            None => Err(format!("{name:?} {n} must be a non-negative number of seconds")),
+        },
+        (None, Some(Value::Number(n))) => match n.as_u64() {
+            Some(ms) => Ok(Some(Duration::from_millis(ms))),
+            None => Err(format!("{ms_key:?} {n} must be a non-negative integer")),
+        },
+        (Some(Value::Null), None) | (None, Some(Value::Null)) | (None, None) => Ok(None),
+        (Some(_), None) => Err(format!("{name:?} must be a number of seconds")),
+        (None, Some(_)) => Err(format!("{ms_key:?} must be a number of milliseconds")),
+    }
 }
 
 fn optional_string(fields: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {

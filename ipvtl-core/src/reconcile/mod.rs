@@ -31,6 +31,17 @@
 //! In `dry_run`, heals are reported ([`Event::HealPlanned`],
 //! [`Reconciler::planned`]) and not done.
 //!
+//! ## Where settings come from
+//!
+//! Desired state and healing are set through the API
+//! ([`Reconciler::set_desired`], [`Reconciler::set_healing`]) or declared
+//! in the servers file ([`crate::parse_servers_file`], applied with
+//! [`Reconciler::replace_file_settings`]); each setting records its
+//! [`Source`]. A reload replaces every file setting with the new file's
+//! and keeps the API ones. At one scope, **the API setting wins** over the
+//! file's; scopes still resolve narrowest first, whatever their source (a
+//! channel declared in the file beats a server set through the API).
+//!
 //! ## Driving it
 //!
 //! The [`crate::Fleet`] drives its reconciler; used alone, the loop is:
@@ -55,7 +66,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-pub use desired::{Desired, Scope, Scoped};
+pub use desired::{Desired, Scope, Scoped, Source};
 pub use policy::{HealPolicy, Healing, ReconcilerConfig};
 
 use crate::action::{ActionKind, ActionReport};
@@ -229,6 +240,20 @@ impl Reconciler {
     pub fn clear_healing(&mut self, scope: &Scope) -> Option<Healing> {
         self.dirty = true;
         self.healing.clear(scope)
+    }
+
+    /// Replaces the settings declared in the servers file (a reload):
+    /// every [`Source::File`] setting goes, these come in; settings made
+    /// through the API stay, and win over a file setting at the same
+    /// scope. Applies at the next full pass.
+    pub fn replace_file_settings(
+        &mut self,
+        desired: impl IntoIterator<Item = (Scope, Desired)>,
+        healing: impl IntoIterator<Item = (Scope, Healing)>,
+    ) {
+        self.desired.replace_file(desired);
+        self.healing.replace_file(healing);
+        self.dirty = true;
     }
 
     /// Every healing setting, by scope.

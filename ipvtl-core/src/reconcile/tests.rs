@@ -490,3 +490,93 @@ fn every_new_event_has_a_kind_and_a_sentence() {
         assert!(matches!(e, Event::HealingPaused { .. } | Event::HealingResumed { .. }) || e.server() == Some(&s));
     }
 }
+
+#[test]
+fn each_setting_records_its_source_and_the_api_wins_at_one_scope() {
+    let s1 = server("s1", &["eu"]);
+    let srv = || Scope::Server(s1.id.clone());
+    let chan = |n| Scope::Channel(s1.id.clone(), ch(n));
+    let tag = || Scope::Tag("eu".into());
+    // (file settings, api settings, channel 1 resolves to, at scope, from source)
+    type Row = (Vec<(Scope, Desired)>, Vec<(Scope, Desired)>, Desired, Option<Scope>, Option<Source>);
+    let table: Vec<Row> = vec![
+        (vec![], vec![], Desired::Unmanaged, None, None),
+        (vec![(srv(), Desired::Running)], vec![], Desired::Running, Some(srv()), Some(Source::File)),
+        (vec![], vec![(srv(), Desired::Idle)], Desired::Idle, Some(srv()), Some(Source::Api)),
+        // Same scope: the API wins.
+        (vec![(srv(), Desired::Running)], vec![(srv(), Desired::Idle)], Desired::Idle, Some(srv()), Some(Source::Api)),
+        // Narrower wins whatever its source: a file channel over an API server...
+        (
+            vec![(chan(1), Desired::Running)],
+            vec![(srv(), Desired::Idle)],
+            Desired::Running,
+            Some(chan(1)),
+            Some(Source::File),
+        ),
+        // ...and an API server over a file tag.
+        (vec![(tag(), Desired::Running)], vec![(srv(), Desired::Idle)], Desired::Idle, Some(srv()), Some(Source::Api)),
+        (
+            vec![(tag(), Desired::Running)],
+            vec![(chan(2), Desired::Idle)],
+            Desired::Running,
+            Some(tag()),
+            Some(Source::File),
+        ),
+    ];
+    for (i, (file, api, want, at, source)) in table.into_iter().enumerate() {
+        let mut r = Reconciler::default();
+        for (scope, d) in api {
+            r.set_desired(scope, d);
+        }
+        r.replace_file_settings(file, []);
+        assert_eq!(r.desired(&s1, ch(1)), (want, at.clone()), "row {i}");
+        let src = at.as_ref().and_then(|a| r.desired_settings().sourced(a)).map(|(_, s)| s);
+        assert_eq!(src, source, "row {i}");
+    }
+}
+
+#[test]
+fn a_reload_replaces_the_file_settings_and_keeps_the_api_ones() {
+    let s1 = server("s1", &["eu"]);
+    let srv = Scope::Server(s1.id.clone());
+    let tag = Scope::Tag("eu".into());
+    let c1 = Scope::Channel(s1.id.clone(), ch(1));
+    let on = Healing::On(HealPolicy::default());
+    let mut r = Reconciler::default();
+    r.replace_file_settings(
+        [(srv.clone(), Desired::Running), (tag.clone(), Desired::Idle)],
+        [(tag.clone(), on.clone())],
+    );
+    r.set_desired(c1.clone(), Desired::Idle);
+    r.set_desired(srv.clone(), Desired::Idle);
+    r.handle_fleet([(&s1, &state(&[Seen::Running]))], t(0));
+    assert!(!r.needs_full_pass());
+    let sourced = |r: &Reconciler| -> Vec<(Scope, Desired, Source)> {
+        r.desired_settings().iter_sourced().map(|(s, d, src)| (s, *d, src)).collect()
+    };
+    assert_eq!(
+        sourced(&r),
+        [
+            (c1.clone(), Desired::Idle, Source::Api),
+            (srv.clone(), Desired::Idle, Source::Api),
+            (tag.clone(), Desired::Idle, Source::File)
+        ]
+    );
+    // The new file drops the tag, changes the server and declares healing per server.
+    r.replace_file_settings([(srv.clone(), Desired::Unmanaged)], [(srv.clone(), Healing::Off)]);
+    assert!(r.needs_full_pass(), "a reload applies at the next pass");
+    assert_eq!(sourced(&r), [(c1.clone(), Desired::Idle, Source::Api), (srv.clone(), Desired::Idle, Source::Api)]);
+    assert_eq!(
+        r.healing_settings().iter_sourced().map(|(s, h, src)| (s, h.clone(), src)).collect::<Vec<_>>(),
+        [(srv.clone(), Healing::Off, Source::File)]
+    );
+    // Clearing the API setting lets the file's show through; clearing again removes it.
+    assert_eq!(r.clear_desired(&srv), Some(Desired::Idle));
+    assert_eq!(r.desired_settings().sourced(&srv), Some((&Desired::Unmanaged, Source::File)));
+    assert_eq!(r.clear_desired(&srv), Some(Desired::Unmanaged));
+    assert_eq!(r.desired_settings().get(&srv), None);
+    // An empty file leaves only the API settings.
+    r.replace_file_settings([], []);
+    assert_eq!(sourced(&r), [(c1, Desired::Idle, Source::Api)]);
+    assert!(r.healing_settings().is_empty());
+}
