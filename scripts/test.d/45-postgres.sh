@@ -7,7 +7,9 @@
 # also on failure. Runs the ignored tests of
 # examples/dashboard/tests/store_postgres.rs against it: the store suite
 # (src/store/suite.rs, the one SQLite runs) and the binary restarted on
-# `--store postgres://...` keeping the audit, batches and maintenance.
+# `--store postgres://...` keeping the audit, batches and maintenance, and
+# the server stopped and started under a running binary (`$work/pg-ctl`,
+# passed as IPVTL_TEST_PG_CTL).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -67,12 +69,25 @@ trap cleanup EXIT
 # A free loopback port (the kernel picks one; a race with another process
 # taking it in between is reported by postgres failing to start).
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"${as_user[@]}" "$bin/pg_ctl" -D "$data" -l "$work/postgres.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='' -c fsync=off -c max_connections=100" \
-    start >/dev/null
+# `$work/pg-ctl start|stop`: the tests also stop the server under a running
+# dashboard and start it again (IPVTL_TEST_PG_CTL). A fast stop closes the
+# connections at once, as a crash or a failover would.
+{
+    echo '#!/usr/bin/env bash'
+    echo 'set -euo pipefail'
+    printf 'opts=%q\n' "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='' -c fsync=off -c max_connections=100"
+    echo 'case "${1:-}" in'
+    printf '    start) exec %s %q -D %q -l %q -w -t 60 -o "$opts" start >/dev/null ;;\n' \
+        "${as_user[*]}" "$bin/pg_ctl" "$data" "$work/postgres.log"
+    printf '    stop) exec %s %q -D %q -m fast -w -t 60 stop >/dev/null ;;\n' "${as_user[*]}" "$bin/pg_ctl" "$data"
+    echo '    *) echo "usage: pg-ctl start|stop" >&2; exit 2 ;;'
+    echo 'esac'
+} >"$work/pg-ctl"
+chmod 755 "$work/pg-ctl"
+"$work/pg-ctl" start
 started=1
 "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -U ipvtl -d postgres -t 30
 echo "45-postgres: PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port ($work)"
 
-IPVTL_TEST_PG_URL="postgres://ipvtl@127.0.0.1:$port/postgres" \
+IPVTL_TEST_PG_URL="postgres://ipvtl@127.0.0.1:$port/postgres" IPVTL_TEST_PG_CTL="$work/pg-ctl" \
     timeout 300 cargo test -p ipvtl-dashboard --test store_postgres -- --ignored

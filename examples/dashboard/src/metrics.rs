@@ -7,6 +7,8 @@ use std::sync::Mutex;
 use ipvtl_client::core::ChannelState;
 use ipvtl_client::{FleetSnapshot, Health};
 
+use crate::store::WriteHealth;
+
 /// Poll latency histogram bounds, in seconds.
 const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
@@ -61,7 +63,7 @@ impl Metrics {
     }
 
     /// Prometheus text format 0.0.4.
-    pub fn render(&self, fleet: &FleetSnapshot, sse_clients: usize) -> String {
+    pub fn render(&self, fleet: &FleetSnapshot, sse_clients: usize, store: &WriteHealth) -> String {
         let mut o = String::with_capacity(256 + fleet.servers.len() * 900);
         let out = &mut o;
         header(out, "ipvtl_server_up", "gauge", "1 when the server answered its last poll with a good status.");
@@ -161,6 +163,15 @@ impl Metrics {
         let _ = writeln!(out, "ipvtl_sse_clients {sse_clients}");
         header(out, "ipvtl_sse_dropped_total", "counter", "Event-stream clients cut off for falling behind.");
         let _ = writeln!(out, "ipvtl_sse_dropped_total {}", c.sse_dropped);
+        header(
+            out,
+            "ipvtl_store_up",
+            "gauge",
+            "1 unless the store's last write (audit, batch, maintenance, history) failed.",
+        );
+        let _ = writeln!(out, "ipvtl_store_up {}", u8::from(store.ok()));
+        header(out, "ipvtl_store_errors_total", "counter", "Writes to the store that failed.");
+        let _ = writeln!(out, "ipvtl_store_errors_total {}", store.errors);
         o
     }
 }

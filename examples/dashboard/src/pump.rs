@@ -3,7 +3,8 @@
 //! `/api/servers` body (rebuilt at most every [`MIN_REBUILD`] after events;
 //! a change made through the API is also rebuilt by the next request that
 //! reads it, see [`crate::cache`]), history (the ring, and the store's
-//! downsampled points: one transaction per rebuild), metrics, batch
+//! downsampled points: one transaction per rebuild, written by a task of
+//! their own so a slow or absent store holds up no event), metrics, batch
 //! progress, and audit entries of batch actions.
 
 use std::collections::BTreeSet;
@@ -42,6 +43,8 @@ pub(crate) fn spawn(state: Weak<Inner>, events: Subscription, nudged: smol::chan
 async fn run(state: Weak<Inner>, events: Subscription, nudged: smol::channel::Receiver<()>) {
     let mut dirty = false;
     let mut last_rebuild = Instant::now();
+    let (history, to_write) = smol::channel::unbounded();
+    smol::spawn(write_history(state.clone(), to_write)).detach();
     loop {
         let deadline = if dirty { last_rebuild + MIN_REBUILD } else { Instant::now() + IDLE_CHECK };
         let wake = smol::future::or(
@@ -82,11 +85,26 @@ async fn run(state: Weak<Inner>, events: Subscription, nudged: smol::channel::Re
         }
         if dirty && last_rebuild.elapsed() >= MIN_REBUILD {
             let polled = rebuild(&inner);
-            // One transaction for the lot, however many servers it holds.
-            inner.persist_history(&polled).await;
+            if !polled.is_empty() {
+                let _ = history.try_send(polled);
+            }
             dirty = false;
             last_rebuild = Instant::now();
         }
+    }
+}
+
+/// Writes the polls to the store's history off the pump, so a slow or
+/// absent store holds up no event: one transaction for the lot, however
+/// many servers it holds, with what arrived while the last write was under
+/// way. Ends with the pump.
+async fn write_history(state: Weak<Inner>, polls: smol::channel::Receiver<Vec<HistorySample>>) {
+    while let Ok(mut polled) = polls.recv().await {
+        while let Ok(more) = polls.try_recv() {
+            polled.extend(more);
+        }
+        let Some(inner) = state.upgrade() else { return };
+        inner.persist_history(&polled).await;
     }
 }
 

@@ -15,7 +15,7 @@ use crate::events::EventHub;
 use crate::history::History;
 use crate::legacy::{actions_by_channel, LegacyServer};
 use crate::metrics::Metrics;
-use crate::store::{HistoryRetention, HistorySample, Store, StoreError};
+use crate::store::{AuditRow, HistoryRetention, HistorySample, Store, StoreError};
 
 /// How the dashboard runs, besides the cluster.
 #[derive(Debug)]
@@ -77,8 +77,17 @@ pub(crate) struct Inner {
     pub history: History,
     pub metrics: Metrics,
     pub batches: Batches,
+    /// Audit entries recorded after the fact (outcomes) that the store
+    /// refused, oldest first: written before the next entry, or at the
+    /// next sweep, once it takes writes again. Held across every audit
+    /// write, so entries reach the store in order.
+    unwritten: smol::lock::Mutex<Vec<AuditRow>>,
     nudge: smol::channel::Sender<()>,
 }
+
+/// Audit entries kept in memory while the store refuses writes; beyond
+/// this, the oldest are dropped (the JSONL mirror still has them).
+const UNWRITTEN_MAX: usize = 100_000;
 
 /// Events the state's pump may fall behind by before it loses any.
 const PUMP_BUFFER: usize = 65_536;
@@ -102,6 +111,7 @@ impl AppState {
             history: History::default(),
             metrics: Metrics::default(),
             batches: Batches::default(),
+            unwritten: smol::lock::Mutex::default(),
             nudge,
         });
         crate::pump::spawn(Arc::downgrade(&inner), events, nudged);
@@ -186,9 +196,43 @@ impl Inner {
     /// to the mirror when this returns; an error means nothing may be done.
     pub(crate) async fn audit_now(&self, entry: &AuditEntry) -> Result<(), String> {
         let row = entry.row().map_err(|e| e.to_string())?;
-        self.config.store.append_audit(std::slice::from_ref(&row)).await.map_err(|e| e.to_string())?;
+        self.store_audit(std::slice::from_ref(&row), false).await.map_err(|e| e.to_string())?;
         let audit = &self.config.audit;
         audit.append(std::slice::from_ref(&row), true).map_err(|e| format!("the audit mirror: {e}"))
+    }
+
+    /// Appends `rows` to the store's audit after the entries an earlier
+    /// failure left unwritten, in one transaction. On failure those stay
+    /// unwritten, and so do `rows` when `keep` (an outcome: what was done
+    /// must reach the store; an intent refused is not done, so not kept).
+    async fn store_audit(&self, rows: &[AuditRow], keep: bool) -> Result<(), StoreError> {
+        let mut unwritten = self.unwritten.lock().await;
+        if unwritten.is_empty() && rows.is_empty() {
+            return Ok(());
+        }
+        let earlier = unwritten.len();
+        unwritten.extend_from_slice(rows);
+        let result = self.config.store.append_audit(&unwritten).await;
+        if result.is_ok() {
+            unwritten.clear();
+        } else {
+            if !keep {
+                unwritten.truncate(earlier);
+            }
+            let excess = unwritten.len().saturating_sub(UNWRITTEN_MAX);
+            if excess > 0 {
+                unwritten.drain(..excess);
+                eprintln!("ipvtl-dashboard: {excess} audit entries dropped from the store (the mirror has them)");
+            }
+        }
+        result
+    }
+
+    /// Writes the audit entries an earlier failure left unwritten, if any.
+    async fn flush_audit(&self) {
+        if let Err(e) = self.store_audit(&[], false).await {
+            eprintln!("ipvtl-dashboard: cannot write the audit log (kept to retry): {e}");
+        }
     }
 
     /// Writes batch `id`'s current view to the store.
@@ -205,8 +249,14 @@ impl Inner {
         if polled.is_empty() {
             return;
         }
+        self.flush_audit().await;
+        let keep = self.config.history.keep();
+        if keep.iter().all(|(_, kept)| kept.is_zero()) {
+            // Neither step kept: no history is written at all.
+            return;
+        }
         let now = crate::timefmt::unix_now_s();
-        if let Err(e) = self.config.store.record_history(polled, &self.config.history.keep(), now).await {
+        if let Err(e) = self.config.store.record_history(polled, &keep, now).await {
             eprintln!("ipvtl-dashboard: {e}");
         }
     }
@@ -218,8 +268,8 @@ impl Inner {
             return;
         }
         let rows: Vec<_> = entries.iter().filter_map(|e| e.row().ok()).collect();
-        if let Err(e) = self.config.store.append_audit(&rows).await {
-            eprintln!("ipvtl-dashboard: cannot write the audit log: {e}");
+        if let Err(e) = self.store_audit(&rows, true).await {
+            eprintln!("ipvtl-dashboard: cannot write the audit log (kept to retry): {e}");
         }
         if let Err(e) = self.config.audit.append(&rows, false) {
             eprintln!("ipvtl-dashboard: cannot write the audit mirror: {e}");

@@ -1,7 +1,9 @@
 //! The store on a real PostgreSQL: the same suite SQLite passes
 //! (`src/store/suite.rs`), a newer schema refused, and the binary restarted
 //! on `--store postgres://...` keeping the audit, batches, maintenance and
-//! history.
+//! history; and the server stopped and started under the running binary
+//! (actions refused with 503 while it is away, reads go on, the pool
+//! reconnects, no audit entry of an answered action is lost).
 //!
 //! These tests are `#[ignore]`d: they need `IPVTL_TEST_PG_URL`, the URL of
 //! a PostgreSQL database whose user may create databases, and are run by
@@ -15,6 +17,8 @@ mod common;
 #[path = "../src/store/suite.rs"]
 mod suite;
 
+use std::process::Command;
+use std::sync::{RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use common::process::Dashboard;
@@ -31,6 +35,34 @@ fn base_url() -> String {
             "IPVTL_TEST_PG_URL is not set: these tests need a real PostgreSQL; \
              run scripts/test.d/45-postgres.sh, which starts one and sets it"
         ),
+    }
+}
+
+/// Held by every test while it needs the server up; the outage test takes
+/// it alone (the tests of this file run in parallel on one server).
+static SERVER: RwLock<()> = RwLock::new(());
+
+fn server_up() -> RwLockReadGuard<'static, ()> {
+    SERVER.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs the script's `pg-ctl start|stop` (IPVTL_TEST_PG_CTL).
+fn pg_ctl(what: &str) {
+    let ctl = std::env::var("IPVTL_TEST_PG_CTL")
+        .unwrap_or_else(|_| panic!("IPVTL_TEST_PG_CTL is not set: run scripts/test.d/45-postgres.sh"));
+    let status = Command::new(&ctl).arg(what).status().expect("pg-ctl runs");
+    assert!(status.success(), "{ctl} {what}: {status}");
+}
+
+/// Starts the server again when dropped, also when the test fails while
+/// it is stopped.
+struct Restart(bool);
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        if self.0 {
+            pg_ctl("start");
+        }
     }
 }
 
@@ -63,6 +95,7 @@ fn fresh_database(name: &str) -> String {
 #[test]
 #[ignore = "needs IPVTL_TEST_PG_URL: run scripts/test.d/45-postgres.sh"]
 fn the_store_suite_passes_on_postgresql() {
+    let _up = server_up();
     let url = fresh_database("suite");
     smol::block_on(async {
         let store = Store::open(&url).await.expect("opens and migrates");
@@ -79,6 +112,7 @@ fn the_store_suite_passes_on_postgresql() {
 #[test]
 #[ignore = "needs IPVTL_TEST_PG_URL: run scripts/test.d/45-postgres.sh"]
 fn a_newer_schema_is_refused_on_postgresql() {
+    let _up = server_up();
     let url = fresh_database("newer");
     smol::block_on(async {
         drop(Store::open(&url).await.expect("opens"));
@@ -92,6 +126,7 @@ fn a_newer_schema_is_refused_on_postgresql() {
 #[test]
 #[ignore = "needs IPVTL_TEST_PG_URL: run scripts/test.d/45-postgres.sh"]
 fn the_binary_keeps_the_audit_batches_and_maintenance_across_a_restart() {
+    let _up = server_up();
     let store = fresh_database("restart");
     let sim = SimFleet::start(
         SimConfig::new(3)
@@ -158,5 +193,91 @@ fn the_binary_keeps_the_audit_batches_and_maintenance_across_a_restart() {
     assert_eq!(code, 202, "{next}");
     assert!(next["batch_id"].as_u64().unwrap() > batch, "ids continue: {next}");
     drop(d);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+#[ignore = "needs IPVTL_TEST_PG_URL and IPVTL_TEST_PG_CTL: run scripts/test.d/45-postgres.sh"]
+fn postgresql_going_away_and_coming_back_loses_no_audit_entry() {
+    let _alone = SERVER.write().unwrap_or_else(|p| p.into_inner());
+    let store = fresh_database("outage");
+    let sim = SimFleet::start(
+        SimConfig::new(2)
+            .with_initial_running(1.0)
+            // Long enough to stop the server while a stop is under way.
+            .with_stopping_time(Duration::from_secs(2))
+            .with_start_delay(Duration::from_millis(50)),
+    )
+    .expect("simulator starts");
+    let dir = common::temp_dir("store-postgres-outage");
+    let servers = dir.join("servers.json");
+    sim.write_servers_json(&servers, JsonForm::Object).unwrap();
+    let audit = dir.join("audit.jsonl");
+    let d = Dashboard::spawn(&[
+        "--servers",
+        servers.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        &store,
+        "--audit-log",
+        audit.to_str().unwrap(),
+        "--poll-interval",
+        "0.2",
+    ]);
+    common::wait_until("the first sweep is listed", || {
+        let (_, list) = d.get("/api/servers");
+        list.as_array().is_some_and(|l| l.iter().all(|s| s["state"]["status"] == "online"))
+    });
+    let id = sim.ids()[0].clone();
+    let commands = || sim.record(&id).expect("a simulated server").commands.len();
+    let polls = || sim.ids().iter().map(|i| sim.record(i).unwrap().status_requests).sum::<u64>();
+    let mut answered = 0;
+    let (code, body) = d.post(&format!("/api/servers/{id}/channels/1/stop"));
+    assert_eq!(code, 200, "{body}");
+    answered += 1;
+
+    // The server goes away while an action is under way: its outcome is
+    // kept and reaches the table once the server is back.
+    let mut restart = Restart(true);
+    let sent = commands();
+    let addr = d.addr;
+    let path = format!("/api/servers/{id}/channels/2/stop");
+    let under_way = std::thread::spawn(move || common::process::http(addr, "POST", &path, None));
+    common::wait_until("the stop is sent (its intent is recorded)", || commands() > sent);
+    pg_ctl("stop");
+    let (code, body) = under_way.join().expect("the request thread");
+    assert_eq!(code, 200, "{body}");
+    answered += 1;
+    let sent = commands();
+    let (code, body) = d.post(&format!("/api/servers/{id}/channels/1/start"));
+    assert_eq!(code, 503, "the intent cannot be recorded: {body}");
+    assert_eq!(commands(), sent, "nothing was sent");
+    let (code, list) = d.get("/api/servers");
+    assert_eq!(code, 200, "reads go on: {list}");
+    let before = polls();
+    common::wait_until("polling goes on", || polls() >= before + 4);
+    common::wait_until("/health says the store is failing", || d.get("/health").1["status"] == "degraded");
+    assert_eq!(d.get("/health").1["store"]["ok"], false);
+
+    restart.0 = false;
+    pg_ctl("start");
+    let (code, body) = d.post(&format!("/api/servers/{id}/channels/1/start"));
+    assert_eq!(code, 200, "the pool reconnects: {body}");
+    answered += 1;
+    assert_eq!(commands(), sent + 1);
+    common::wait_until("/health is ok again", || d.get("/health").1["status"] == "ok");
+    drop(d);
+
+    // Straight from the table: every answered action's intent and outcome.
+    let events: Vec<String> = smol::block_on(async {
+        let mut c = sqlx::PgConnection::connect(&store).await.expect("the store answers");
+        let rows = sqlx::query("SELECT event FROM audit ORDER BY id").fetch_all(&mut c).await.expect("the audit");
+        rows.iter().map(|r| sqlx::Row::get::<String, _>(r, "event")).collect()
+    });
+    // Each intent, then its outcome (the one kept through the outage
+    // comes before the next intent); the refused action left nothing.
+    let pair = ["action_requested", "action_finished"];
+    assert_eq!(events, pair.repeat(answered), "{events:?}");
     let _ = std::fs::remove_dir_all(dir);
 }

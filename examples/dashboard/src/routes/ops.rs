@@ -16,13 +16,21 @@ use crate::error::ApiError;
 use crate::history::HISTORY_LEN;
 use crate::state::AppState;
 
+/// `GET /health`: `status` is `degraded` while the store refuses writes
+/// (since the last write failed, until one succeeds), `store` says why.
 pub(super) async fn health(State(st): State<AppState>) -> Json<Value> {
     let c = st.cluster();
+    let writes = st.store().write_health();
+    let store = match &writes.error {
+        None => json!({"ok": true}),
+        Some(error) => json!({"ok": false, "error": error}),
+    };
     Json(json!({
-        "status": "ok",
+        "status": if writes.ok() { "ok" } else { "degraded" },
         "version": crate::VERSION,
         "servers_count": c.len(),
         "poll_interval": c.settings().interval.as_secs_f64(),
+        "store": store,
     }))
 }
 
@@ -39,7 +47,7 @@ pub(super) async fn config(State(st): State<AppState>) -> Json<Value> {
 }
 
 pub(super) async fn metrics(State(st): State<AppState>) -> Response {
-    let text = st.inner.metrics.render(&st.cluster().snapshot(), st.inner.hub.clients());
+    let text = st.inner.metrics.render(&st.cluster().snapshot(), st.inner.hub.clients(), &st.store().write_health());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 

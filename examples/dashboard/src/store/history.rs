@@ -99,7 +99,7 @@ impl Store {
                       cpu_sum = history.cpu_sum + excluded.cpu_sum, cpu_n = history.cpu_n + excluded.cpu_n, \
                       running_channels = excluded.running_channels, health = excluded.health";
         let prune = "DELETE FROM history WHERE step = $1 AND at < $2";
-        on_pool!(self, |p| async {
+        let result = on_pool!(self, |p| async {
             let mut tx = p.begin().await?;
             for &(step, kept) in keep {
                 if !kept.is_zero() {
@@ -123,7 +123,8 @@ impl Store {
             tx.commit().await
         }
         .await)
-        .map_err(|e| self.err("cannot record the history", e))
+        .map_err(|e| self.err("cannot record the history", e));
+        self.noted(result)
     }
 
     /// Server `server_id`'s points at `step` from the one holding Unix

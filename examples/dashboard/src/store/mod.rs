@@ -16,6 +16,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
@@ -77,11 +78,30 @@ macro_rules! on_pool {
 mod history;
 pub use history::{HistoryPoint, HistoryRetention, HistorySample, HistoryStep};
 
-/// The dashboard's store. Cheap to clone (the pools are shared).
+/// The dashboard's store. Cheap to clone (the pools and the write health
+/// are shared).
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
     shown: String,
+    writes: Arc<Mutex<WriteHealth>>,
+}
+
+/// How the store's writes (audit, batches, maintenance, history) have gone:
+/// what `/health` and `/metrics` show.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteHealth {
+    /// Writes that failed since the store was opened.
+    pub errors: u64,
+    /// Why the last write failed, while no write has succeeded since.
+    pub error: Option<String>,
+}
+
+impl WriteHealth {
+    /// True unless the last write failed.
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
 }
 
 impl fmt::Debug for Store {
@@ -158,6 +178,7 @@ impl Store {
                     .busy_timeout(Duration::from_secs(5));
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
                     .await
                     .map_err(|e| fail(format!("cannot open: {e}")))?;
@@ -167,7 +188,9 @@ impl Store {
             let options = PgConnectOptions::from_str(url).map_err(|e| fail(format!("not a PostgreSQL URL: {e}")))?;
             let pool = PgPoolOptions::new()
                 .max_connections(8)
-                .acquire_timeout(Duration::from_secs(10))
+                // A server gone away: a request waits this long for a
+                // connection (the pool reconnects), then is answered 503.
+                .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
                 .await
                 .map_err(|e| fail(format!("cannot connect: {e}")))?;
@@ -175,7 +198,7 @@ impl Store {
         } else {
             return Err(fail("not a store: use sqlite:PATH or postgres://USER@HOST/DB".into()));
         };
-        let store = Store { pool, shown };
+        let store = Store { pool, shown, writes: Arc::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -189,6 +212,26 @@ impl Store {
     /// The store as shown to people (password hidden).
     pub fn shown(&self) -> &str {
         &self.shown
+    }
+
+    /// How the writes have gone: failures counted, and the last one's
+    /// reason until a write succeeds.
+    pub fn write_health(&self) -> WriteHealth {
+        self.writes.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Notes a write's outcome in [`Store::write_health`] and passes it on.
+    fn noted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut w = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        match &result {
+            Ok(_) => w.error = None,
+            Err(e) => {
+                w.errors += 1;
+                w.error = Some(e.reason.clone());
+            }
+        }
+        drop(w);
+        result
     }
 
     fn err(&self, what: &str, e: impl fmt::Display) -> StoreError {
@@ -242,7 +285,7 @@ impl Store {
     /// Appends audit entries in one transaction (committed when this returns).
     pub async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
         let sql = "INSERT INTO audit (at, event, key_name, entry) VALUES ($1, $2, $3, $4)";
-        on_pool!(self, |p| async {
+        let result = on_pool!(self, |p| async {
             let mut tx = p.begin().await?;
             for r in rows {
                 sqlx::query(sql).bind(r.at).bind(&r.event).bind(&r.key_name).bind(&r.entry).execute(&mut *tx).await?;
@@ -250,7 +293,8 @@ impl Store {
             tx.commit().await
         }
         .await)
-        .map_err(|e| self.err("cannot record the audit entry", e))
+        .map_err(|e| self.err("cannot record the audit entry", e));
+        self.noted(result)
     }
 
     /// The latest `limit` audit entries (their JSON), oldest first.
@@ -272,7 +316,7 @@ impl Store {
                    ON CONFLICT (batch_id) DO UPDATE SET state = excluded.state, entry = excluded.entry \
                    WHERE batches.state <> 'finished'";
         let id = i64::try_from(id).map_err(|e| self.err("batch id", e))?;
-        on_pool!(self, |p| sqlx::query(sql)
+        let result = on_pool!(self, |p| sqlx::query(sql)
             .bind(id)
             .bind(state)
             .bind(created_at)
@@ -280,7 +324,8 @@ impl Store {
             .execute(p)
             .await
             .map(drop))
-        .map_err(|e| self.err("cannot record the batch", e))
+        .map_err(|e| self.err("cannot record the batch", e));
+        self.noted(result)
     }
 
     /// Batch `id`'s entry JSON.
@@ -314,8 +359,9 @@ impl Store {
     pub async fn set_maintenance(&self, id: &str, enabled: bool, at: f64) -> Result<(), StoreError> {
         let sql = "INSERT INTO maintenance (server_id, enabled, changed_at) VALUES ($1, $2, $3) \
                    ON CONFLICT (server_id) DO UPDATE SET enabled = excluded.enabled, changed_at = excluded.changed_at";
-        on_pool!(self, |p| sqlx::query(sql).bind(id).bind(enabled).bind(at).execute(p).await.map(drop))
-            .map_err(|e| self.err("cannot record maintenance", e))
+        let result = on_pool!(self, |p| sqlx::query(sql).bind(id).bind(enabled).bind(at).execute(p).await.map(drop))
+            .map_err(|e| self.err("cannot record maintenance", e));
+        self.noted(result)
     }
 
     /// The servers in maintenance.

@@ -1,0 +1,133 @@
+//! A store that refuses writes, against the real binary on SQLite: actions
+//! are refused with 503 and nothing is sent (the intent cannot be
+//! recorded), reads and polling go on, `/health` says `degraded` with the
+//! reason and `/metrics` counts the failures; once the store takes writes
+//! again, actions work and `/health` is `ok`.
+//!
+//! The refusal is made from the test through a second connection to the
+//! same file: triggers that `RAISE` on every insert into the tables the
+//! dashboard writes (what a full disk or a read-only store does to them).
+
+mod common;
+
+use std::time::Duration;
+
+use common::process::Dashboard;
+use ipvtl_sim::{JsonForm, SimConfig, SimFleet};
+use serde_json::Value;
+use sqlx::{Connection, SqliteConnection};
+
+const TABLES: [&str; 4] = ["audit", "batches", "maintenance", "history"];
+
+fn refuse_writes(db: &str, refuse: bool) {
+    smol::block_on(async {
+        let mut c = SqliteConnection::connect(db).await.expect("a second connection to the store");
+        for table in TABLES {
+            let sql = if refuse {
+                format!(
+                    "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} \
+                     BEGIN SELECT RAISE(ABORT, 'the test refuses writes'); END"
+                )
+            } else {
+                format!("DROP TRIGGER refuse_{table}")
+            };
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.expect("the trigger is changed");
+        }
+        c.close().await.expect("closes");
+    });
+}
+
+/// `name`'s value in a Prometheus exposition.
+fn metric(d: &Dashboard, name: &str) -> f64 {
+    let (code, text) = common::process::http(d.addr, "GET", "/metrics", None);
+    assert_eq!(code, 200, "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} is exposed: {text}"))
+}
+
+fn commands(sim: &SimFleet) -> usize {
+    sim.ids().iter().map(|id| sim.record(id).expect("a simulated server").commands.len()).sum()
+}
+
+fn status_requests(sim: &SimFleet) -> u64 {
+    sim.ids().iter().map(|id| sim.record(id).expect("a simulated server").status_requests).sum()
+}
+
+#[test]
+fn a_store_refusing_writes_refuses_actions_and_shows_on_health_and_metrics() {
+    let sim = SimFleet::start(
+        SimConfig::new(2)
+            .with_initial_running(1.0)
+            .with_stopping_time(Duration::from_millis(100))
+            .with_start_delay(Duration::from_millis(50)),
+    )
+    .expect("simulator starts");
+    let dir = common::temp_dir("store-refuses");
+    let servers = dir.join("servers.json");
+    sim.write_servers_json(&servers, JsonForm::Object).unwrap();
+    let path = dir.join("ipvtl.db");
+    let store = format!("sqlite:{}", path.display());
+    let audit = dir.join("audit.jsonl");
+    let d = Dashboard::spawn(&[
+        "--servers",
+        servers.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        &store,
+        "--audit-log",
+        audit.to_str().unwrap(),
+        "--poll-interval",
+        "0.2",
+    ]);
+    common::wait_until("the first sweep is listed", || {
+        let (_, list) = d.get("/api/servers");
+        list.as_array().is_some_and(|l| l.iter().all(|s| s["state"]["status"] == "online"))
+    });
+    let (_, health) = d.get("/health");
+    assert_eq!((&health["status"], &health["store"]["ok"]), (&Value::from("ok"), &Value::from(true)), "{health}");
+    assert_eq!(metric(&d, "ipvtl_store_up"), 1.0);
+    assert_eq!(metric(&d, "ipvtl_store_errors_total"), 0.0);
+    let id = sim.ids()[0].clone();
+
+    refuse_writes(&store, true);
+    sim.reset_records();
+    let (code, body) = d.post(&format!("/api/servers/{id}/channels/1/stop"));
+    assert_eq!(code, 503, "{body}");
+    assert!(body.to_string().contains("the test refuses writes"), "says why: {body}");
+    let (code, body) = d.post_json(&format!("/api/servers/{id}/maintenance"), &serde_json::json!({"enabled": true}));
+    assert_eq!(code, 503, "{body}");
+    let (code, list) = d.get("/api/servers");
+    assert_eq!(code, 200, "reads go on: {list}");
+    assert_eq!(list[0]["state"]["maintenance"], false, "{list}");
+    let polled = status_requests(&sim);
+    common::wait_until("polling goes on", || status_requests(&sim) >= polled + 4);
+    assert_eq!(commands(&sim), 0, "nothing was sent to any server");
+    let (code, health) = d.get("/health");
+    assert_eq!(code, 200, "{health}");
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["store"]["ok"], false, "{health}");
+    assert!(health["store"]["error"].as_str().is_some_and(|e| e.contains("the test refuses writes")), "{health}");
+    assert!(health["servers_count"] == 2 && health["version"].is_string(), "the other fields stay: {health}");
+    assert_eq!(metric(&d, "ipvtl_store_up"), 0.0);
+    assert!(metric(&d, "ipvtl_store_errors_total") >= 2.0);
+
+    refuse_writes(&store, false);
+    let (code, body) = d.post(&format!("/api/servers/{id}/channels/1/stop"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(commands(&sim), 1, "sent once the intent is recorded");
+    let (_, health) = d.get("/health");
+    assert_eq!(
+        (&health["status"], &health["store"]),
+        (&Value::from("ok"), &serde_json::json!({"ok": true})),
+        "{health}"
+    );
+    assert_eq!(metric(&d, "ipvtl_store_up"), 1.0);
+    let (_, audit) = d.get("/api/audit?limit=1000");
+    let events: Vec<&str> = audit["entries"].as_array().unwrap().iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(events, ["action_requested", "action_finished"], "only what was done is recorded: {audit}");
+    drop(d);
+    let _ = std::fs::remove_dir_all(dir);
+}
