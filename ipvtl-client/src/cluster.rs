@@ -404,17 +404,28 @@ impl Cluster {
         }
     }
 
+    /// Refuses a scope naming a server not in the fleet, else lets `set`
+    /// change the reconciler at `scope` and wakes the loop (the change
+    /// applies at once).
+    fn set_at_scope(
+        &self,
+        scope: Scope,
+        set: impl FnOnce(&mut ipvtl_core::Reconciler, Scope),
+    ) -> Result<(), ClientError> {
+        {
+            let mut fleet = self.fleet();
+            Self::check_scope(&fleet, &scope)?;
+            set(fleet.reconciler_mut(), scope);
+        }
+        self.wake();
+        Ok(())
+    }
+
     /// Sets what the channels of `scope` should be doing (the narrower
     /// scope wins; an explicit [`Desired::Unmanaged`] overrides broader
     /// ones). Applies at once: drift is judged on the next look.
     pub fn set_desired(&self, scope: Scope, desired: Desired) -> Result<(), ClientError> {
-        {
-            let mut fleet = self.fleet();
-            Self::check_scope(&fleet, &scope)?;
-            fleet.reconciler_mut().set_desired(scope, desired);
-        }
-        self.wake();
-        Ok(())
+        self.set_at_scope(scope, |r, scope| r.set_desired(scope, desired))
     }
 
     /// Removes the desired state set at `scope` (broader ones apply
@@ -448,13 +459,7 @@ impl Cluster {
 
     /// Turns healing on (with a policy) or off for `scope`.
     pub fn set_healing(&self, scope: Scope, healing: Healing) -> Result<(), ClientError> {
-        {
-            let mut fleet = self.fleet();
-            Self::check_scope(&fleet, &scope)?;
-            fleet.reconciler_mut().set_healing(scope, healing);
-        }
-        self.wake();
-        Ok(())
+        self.set_at_scope(scope, |r, scope| r.set_healing(scope, healing))
     }
 
     /// Removes the healing set at `scope`; returns what was set there.

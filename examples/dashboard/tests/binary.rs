@@ -3,50 +3,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::process::{dashboard, file_args, request_within, Dashboard};
 use ipvtl_sim::{Fault, JsonForm};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ipvtl-dashboard");
-
-fn dashboard(args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args).env_remove("IPVTL_API_KEY").env_remove("IPVTL_LISTEN").env_remove("IPVTL_SERVERS_CONFIG_PATH");
-    // A store of its own that leaves nothing behind, unless `--store` says
-    // otherwise (tests that restart on one store).
-    c.env("IPVTL_STORE", "sqlite::memory:");
-    c
-}
-
-/// Starts the binary and returns it with the address it serves on.
-fn spawn(args: &[&str]) -> (Child, SocketAddr) {
-    let mut child = dashboard(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("a 'serving on' line").expect("stdout");
-        if let Some(rest) = line.strip_prefix("serving on http://") {
-            break rest.trim_end_matches('/').parse().expect("an address");
-        }
-    };
-    // Keep reading stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
-
-/// One HTTP/1.1 request; returns the status code and body.
+/// One HTTP/1.1 request, answered within 10 s; returns the status code and body.
 fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let code = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (code, body)
+    let r = request_within(Duration::from_secs(10), addr, method, path, &[], None);
+    (r.status, r.body)
 }
 
 #[test]
@@ -85,23 +53,11 @@ fn the_api_serves_at_once_while_the_first_sweep_hangs() {
     for id in sim.ids() {
         sim.set_fault(&id, Some(Fault::Hang));
     }
-    let dir = common::temp_dir("serve-at-once");
-    let path = dir.join("servers.json");
-    sim.write_servers_json(&path, JsonForm::Array).unwrap();
+    let (dir, path) = common::servers_file(&sim, "serve-at-once", JsonForm::Array);
     let audit = dir.join("audit.jsonl");
-    let (mut child, addr) = spawn(&[
-        "--servers",
-        path.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--poll-timeout",
-        "60",
-        "--audit-log",
-        audit.to_str().unwrap(),
-    ]);
-    let (code, body) = http(addr, "GET", "/api/servers");
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut d = Dashboard::spawn(&file_args(&path, &audit, &["--poll-timeout", "60"]));
+    let (code, body) = http(d.addr, "GET", "/api/servers");
+    d.kill();
     assert_eq!(code, 200, "{body}");
     let list: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 3);
@@ -113,11 +69,10 @@ fn the_api_serves_at_once_while_the_first_sweep_hangs() {
 fn demo_mode_serves_a_simulated_fleet() {
     let dir = common::temp_dir("demo");
     let audit = dir.join("audit.jsonl");
-    let (mut child, addr) = spawn(&["--demo", "5", "--listen", "127.0.0.1:0", "--audit-log", audit.to_str().unwrap()]);
-    let (code, body) = http(addr, "GET", "/health");
-    let (page_code, page) = http(addr, "GET", "/");
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut d = Dashboard::spawn(&["--demo", "5", "--listen", "127.0.0.1:0", "--audit-log", audit.to_str().unwrap()]);
+    let (code, body) = http(d.addr, "GET", "/health");
+    let (page_code, page) = http(d.addr, "GET", "/");
+    d.kill();
     assert_eq!(code, 200);
     let health: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(health["servers_count"], 5);
@@ -130,23 +85,13 @@ fn demo_mode_serves_a_simulated_fleet() {
 fn kill_9_mid_action_leaves_a_readable_audit_log_showing_the_start() {
     let sim = common::sim(1);
     let id = sim.ids()[0].clone();
-    let dir = common::temp_dir("kill9");
-    let path = dir.join("servers.json");
+    let (dir, path) = common::servers_file(&sim, "kill9", JsonForm::Object);
     let audit = dir.join("audit.jsonl");
-    sim.write_servers_json(&path, JsonForm::Object).unwrap();
     // The stop is accepted but the channel never goes idle: the action hangs
     // in wait_idle until we kill the dashboard.
     sim.set_fault(&id, Some(Fault::StuckStopping));
-    let (mut child, addr) = spawn(&[
-        "--servers",
-        path.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--audit-log",
-        audit.to_str().unwrap(),
-        "--channel-stop-timeout",
-        "600",
-    ]);
+    let mut d = Dashboard::spawn(&file_args(&path, &audit, &["--channel-stop-timeout", "600"]));
+    let addr = d.addr;
     let uri = format!("/api/servers/{id}/channels/1/restart");
     let request = std::thread::spawn(move || {
         let mut s = TcpStream::connect(addr).unwrap();
@@ -157,8 +102,8 @@ fn kill_9_mid_action_leaves_a_readable_audit_log_showing_the_start() {
     common::wait_until("the server received the stop", || {
         sim.record(&id).unwrap().commands.iter().any(|c| c.action == ipvtl_sim::Action::Stop)
     });
-    child.kill().unwrap(); // SIGKILL
-    let _ = child.wait();
+    d.child.kill().unwrap(); // SIGKILL
+    let _ = d.child.wait();
     request.join().unwrap();
 
     let text = std::fs::read_to_string(&audit).expect("the audit log exists");
@@ -181,8 +126,8 @@ fn kill_9_mid_action_leaves_a_readable_audit_log_showing_the_start() {
 /// stalls.
 #[test]
 fn channels_stalled_before_the_first_poll_are_reported_and_flagged() {
-    let (child, addr) = spawn(&["--demo", "6", "--listen", "127.0.0.1:0", "--poll-interval", "1"]);
-    let _child = KillOnDrop(child);
+    let d = Dashboard::spawn(&["--demo", "6", "--listen", "127.0.0.1:0", "--poll-interval", "1"]);
+    let addr = d.addr;
     let mut stalled = Vec::new();
     for _ in 0..100 {
         let (code, body) = http(addr, "GET", "/api/fleet");
@@ -227,14 +172,4 @@ fn channels_stalled_before_the_first_poll_are_reported_and_flagged() {
         .collect();
     reported.sort();
     assert_eq!(reported, stalled, "one channel_stalled per stalled channel in the replay:\n{text}");
-}
-
-/// Kills the child when the test ends, also when it fails.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use common::process::Dashboard;
+use common::process::{file_args, Dashboard};
 use common::Harness;
 use ipvtl_client::{Cluster, ServerConfig, Settings};
 use ipvtl_dashboard::{app, AppState, StateConfig};
@@ -53,16 +53,7 @@ fn a_reload_is_seen_by_the_very_next_list() {
     let all = sim.servers();
     write_servers(&path, &all);
     let audit = dir.join("audit.jsonl");
-    let d = Dashboard::spawn(&[
-        "--servers",
-        path.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--audit-log",
-        audit.to_str().unwrap(),
-        "--poll-interval",
-        "1",
-    ]);
+    let d = Dashboard::spawn(&file_args(&path, &audit, &["--poll-interval", "1"]));
     let mut stale = Vec::new();
     for i in 0..200u32 {
         let mut servers = if i.is_multiple_of(2) { all[..4].to_vec() } else { all.clone() };
@@ -93,20 +84,9 @@ fn a_reload_is_seen_by_the_very_next_list() {
 #[test]
 fn maintenance_refresh_and_actions_are_seen_by_the_very_next_list() {
     let sim = common::sim(3);
-    let dir = common::temp_dir("ryw-changes");
-    let path = dir.join("servers.json");
-    sim.write_servers_json(&path, JsonForm::Array).unwrap();
+    let (dir, path) = common::servers_file(&sim, "ryw-changes", JsonForm::Array);
     let audit = dir.join("audit.jsonl");
-    let d = Dashboard::spawn(&[
-        "--servers",
-        path.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--audit-log",
-        audit.to_str().unwrap(),
-        "--poll-interval",
-        "1",
-    ]);
+    let d = Dashboard::spawn(&file_args(&path, &audit, &["--poll-interval", "1"]));
     let ids = sim.ids();
 
     for i in 0..40 {

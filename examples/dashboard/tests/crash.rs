@@ -9,8 +9,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::process::Dashboard;
-use ipvtl_sim::{Action, JsonForm, SimConfig, SimFleet};
+use common::process::{file_args, Dashboard};
+use ipvtl_sim::{Action, JsonForm, SimFleet};
 use serde_json::{json, Value};
 
 /// (server, channel) of every stop the simulator received.
@@ -39,31 +39,11 @@ fn audit_lines(path: &std::path::Path) -> Vec<Value> {
 fn kill_9_mid_batch_leaves_a_readable_audit_log_with_the_batch() {
     // Channels all running; a stop takes a minute: the batch stays in its
     // first actions until the dashboard is killed.
-    let sim = SimFleet::start(
-        SimConfig::new(3)
-            .with_initial_running(1.0)
-            .with_stopping_time(Duration::from_secs(60))
-            .with_start_delay(Duration::from_millis(100)),
-    )
-    .expect("simulator starts");
-    let dir = common::temp_dir("kill9-batch");
-    let path = dir.join("servers.json");
+    let sim = common::running_sim(3, Duration::from_secs(60), Duration::from_millis(100));
+    let (dir, path) = common::servers_file(&sim, "kill9-batch", JsonForm::Object);
     let audit = dir.join("audit.jsonl");
-    sim.write_servers_json(&path, JsonForm::Object).unwrap();
-    let mut d = Dashboard::spawn(&[
-        "--servers",
-        path.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--audit-log",
-        audit.to_str().unwrap(),
-        "--channel-stop-timeout",
-        "600",
-    ]);
-    common::wait_until("the first sweep is listed", || {
-        let (_, list) = d.get("/api/servers");
-        list.as_array().is_some_and(|l| l.iter().all(|s| s["state"]["status"] == "online"))
-    });
+    let mut d = Dashboard::spawn(&file_args(&path, &audit, &["--channel-stop-timeout", "600"]));
+    d.wait_first_sweep();
     sim.reset_records();
 
     let body = json!({"action": "restart", "filter": {"channels": [1, 2]}, "max_parallel": 2});
@@ -129,18 +109,9 @@ fn kill_9_mid_batch_leaves_a_readable_audit_log_with_the_batch() {
 #[test]
 fn a_servers_file_torn_at_any_byte_never_replaces_the_live_configuration() {
     let sim = common::sim(3);
-    let dir = common::temp_dir("torn-reload");
-    let path = dir.join("servers.json");
+    let (dir, path) = common::servers_file(&sim, "torn-reload", JsonForm::Array);
     let audit = dir.join("audit.jsonl");
-    sim.write_servers_json(&path, JsonForm::Array).unwrap();
-    let d = Dashboard::spawn(&[
-        "--servers",
-        path.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--audit-log",
-        audit.to_str().unwrap(),
-    ]);
+    let d = Dashboard::spawn(&file_args(&path, &audit, &[]));
     let configs = || -> Vec<Value> {
         let (code, list) = d.get("/api/servers");
         assert_eq!(code, 200, "{list}");

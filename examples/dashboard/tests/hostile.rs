@@ -7,169 +7,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::process::{exchange, file_args, read_reply, Dashboard, Reply};
 use ipvtl_sim::SimFleet;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ipvtl-dashboard");
 const KEY: &str = "s3cret-key-0123456789";
-
-/// A running dashboard, killed (SIGKILL) when dropped, also when a test
-/// fails.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Running {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args);
-        for var in ["IPVTL_API_KEY", "IPVTL_LISTEN", "IPVTL_SERVERS_CONFIG_PATH", "IPVTL_PUBLIC_URL"] {
-            cmd.env_remove(var);
-        }
-        // A store of its own that leaves nothing behind.
-        cmd.env_remove("IPVTL_TRUSTED_PROXIES").env("IPVTL_STORE", "sqlite::memory:").envs(env.iter().copied());
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("the binary starts");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let addr = loop {
-            let line = lines.next().expect("a 'serving on' line").expect("stdout");
-            if let Some(rest) = line.strip_prefix("serving on http://") {
-                break rest.trim_end_matches('/').parse().expect("an address");
-            }
-        };
-        // Keep reading stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Running { child, addr }
-    }
-
-    /// Open file descriptors of the dashboard process.
-    fn fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).expect("/proc/PID/fd").count()
-    }
-
-    /// Resident memory of the dashboard process, in KiB.
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc/PID/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("a VmRSS line")
-    }
-
-    fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
-        request(self.addr, method, path, headers, body)
-    }
-
-    /// The `ipvtl_sse_clients` gauge.
-    fn sse_clients(&self) -> u64 {
-        let metrics = self.send("GET", "/metrics", &[], None);
-        assert_eq!(metrics.status, 200);
-        metrics
-            .body
-            .lines()
-            .find_map(|l| l.strip_prefix("ipvtl_sse_clients "))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("an ipvtl_sse_clients line")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An HTTP answer as read off the socket.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}), status {}: {:?}", self.status, self.body))
-    }
-
-    fn detail(&self) -> String {
-        self.json()["detail"].as_str().unwrap_or_else(|| panic!("a detail: {}", self.body)).to_string()
-    }
-}
-
-/// Sends `raw` on a connection of its own and reads the answer until the
-/// server closes (the request says `Connection: close`, or is HTTP/1.0).
-fn exchange(addr: SocketAddr, raw: &[u8]) -> Reply {
-    let mut s = TcpStream::connect(addr).expect("connect to the dashboard");
-    s.set_read_timeout(Some(Duration::from_secs(20))).expect("a read timeout");
-    s.write_all(raw).expect("send the request");
-    read_reply(s)
-}
-
-fn read_reply(mut s: TcpStream) -> Reply {
-    let mut raw = Vec::new();
-    // A reset after the answer (the server closing with unread input) is
-    // not a failure: what arrived before it is the answer.
-    let mut buf = [0u8; 65536];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !raw.is_empty() => break,
-            Err(e) => panic!("read the answer: {e} (so far {:?})", String::from_utf8_lossy(&raw)),
-        }
-    }
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
-    Reply { status, head: head.to_string(), body }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
-    }
-    out
-}
-
-/// One HTTP/1.1 request (`Host:` the dashboard's address unless given).
-fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
-    let mut head = format!("{method} {path} HTTP/1.1\r\n");
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        head.push_str(&format!("Host: {addr}\r\n"));
-    }
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    let body = body.unwrap_or("");
-    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()));
-    exchange(addr, head.as_bytes())
-}
 
 /// Percent-encodes every byte but ASCII letters, digits, `-`, `.`, `_`
 /// and `~`: `..` stays a dot-segment, `/` becomes `%2F`, NUL `%00`.
@@ -188,7 +36,7 @@ fn escape(s: &str) -> String {
 /// a day, so no sweep runs by itself.
 struct Fleet {
     sim: SimFleet,
-    dash: Running,
+    dash: Dashboard,
     /// The dashboard's id for each simulated server, in the sim's order.
     ids: Vec<String>,
     dir: PathBuf,
@@ -219,20 +67,11 @@ impl Fleet {
         let path = dir.join("servers.json");
         std::fs::write(&path, serde_json::to_vec(&servers).unwrap()).unwrap();
         let audit = dir.join("audit.jsonl");
-        let mut all = vec![
-            "--servers",
-            path.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--audit-log",
-            audit.to_str().unwrap(),
-            "--poll-interval",
-            "86400",
-        ];
+        let mut all = file_args(&path, &audit, &["--poll-interval", "86400"]);
         all.extend_from_slice(args);
-        let dash = Running::start(&all, env);
+        let dash = Dashboard::spawn_with_env(&all, env);
         common::wait_until("the first sweep has reached every server", || {
-            let list = dash.send("GET", "/api/servers", &[], None).json();
+            let list = dash.request("GET", "/api/servers", &[], None).json();
             list.as_array().unwrap().iter().all(|s| s["state"]["status"] == "online")
         });
         sim.reset_records();
@@ -321,7 +160,7 @@ fn hostile_ids_get_404_and_no_request_reaches_any_server() {
         ];
         for (method, path, body) in routes {
             let headers: &[(&str, &str)] = if body.is_some() { &[("Content-Type", "application/json")] } else { &[] };
-            let r = f.dash.send(method, &path, headers, body);
+            let r = f.dash.request(method, &path, headers, body);
             assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
             assert!(!r.detail().is_empty());
         }
@@ -338,7 +177,7 @@ fn hostile_ids_get_404_and_no_request_reaches_any_server() {
         "/api/servers/sim-0002/channels/1/restart/..",
         "/api/servers/sim-0002%2Fchannels%2F1%2Fstop/refresh",
     ] {
-        let r = f.dash.send("POST", path, &[], None);
+        let r = f.dash.request("POST", path, &[], None);
         assert_eq!(r.status, 404, "POST {path}: {}", r.body);
     }
     // Bytes a URL may not hold at all: refused before routing.
@@ -356,10 +195,10 @@ fn hostile_ids_get_404_and_no_request_reaches_any_server() {
 
     // The odd id that exists is found by its escaped form, and polling it
     // sends its box exactly one `GET /status`: the id is in no URL.
-    let r = f.dash.send("GET", &format!("/api/servers/{}", escape(ODD_ID)), &[], None);
+    let r = f.dash.request("GET", &format!("/api/servers/{}", escape(ODD_ID)), &[], None);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["config"]["id"], ODD_ID);
-    let r = f.dash.send("POST", &format!("/api/servers/{}/refresh", escape(ODD_ID)), &[], None);
+    let r = f.dash.request("POST", &format!("/api/servers/{}/refresh", escape(ODD_ID)), &[], None);
     assert_eq!(r.status, 200, "{}", r.body);
     let rec = f.sim.record(&f.sim.ids()[0]).unwrap();
     assert_eq!((rec.total_requests, rec.status_requests), (1, 1), "one request, and it was GET /status: {rec:?}");
@@ -376,7 +215,7 @@ fn bodies_over_the_cap_truncated_or_not_json_get_4xx_and_send_nothing() {
     let json_type = ("Content-Type", "application/json");
     let post = |path: &str, what: &str, content_type: Option<&str>, body: &str, want: u16| {
         let headers: Vec<(&str, &str)> = content_type.map(|t| ("Content-Type", t)).into_iter().collect();
-        let r = f.dash.send("POST", path, &headers, Some(body));
+        let r = f.dash.request("POST", path, &headers, Some(body));
         assert_eq!(r.status, want, "{what} on {path}: {}", r.body);
         assert!(!r.detail().is_empty());
     };
@@ -436,13 +275,13 @@ fn bodies_over_the_cap_truncated_or_not_json_get_4xx_and_send_nothing() {
     }
 
     f.assert_nothing_sent("refused bodies");
-    let server = f.dash.send("GET", &format!("/api/servers/{id}"), &[], None).json();
+    let server = f.dash.request("GET", &format!("/api/servers/{id}"), &[], None).json();
     assert_eq!(server["state"]["maintenance"], false, "{server}");
-    assert!(f.dash.send("GET", "/api/batches", &[], None).json().as_array().unwrap().is_empty());
+    assert!(f.dash.request("GET", "/api/batches", &[], None).json().as_array().unwrap().is_empty());
 
     // The same batch, small enough, does reach the server: the log above
     // could have shown a request.
-    let r = f.dash.send("POST", "/api/batch", &[json_type], Some(&batch));
+    let r = f.dash.request("POST", "/api/batch", &[json_type], Some(&batch));
     assert_eq!(r.status, 202, "{}", r.body);
     common::wait_until("the batch reached the server", || f.requests()[0] > 0);
 }
@@ -508,7 +347,7 @@ fn slow_and_idle_clients_are_cut_off_while_others_are_served() {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(e) => panic!("a watcher died: {e}"),
         }
-        let r = f.dash.send("GET", "/health", &[], None);
+        let r = f.dash.request("GET", "/health", &[], None);
         assert_eq!(r.status, 200, "{}", r.body);
         answered += 1;
     }
@@ -609,7 +448,7 @@ fn a_thousand_event_stream_clients_dropped_at_once_leave_nothing_behind() {
         assert!(now_rss <= rss + 20 * 1024, "wave {round}: RSS {now_rss} KiB, {rss} KiB after the first");
     }
     // Still serving.
-    assert_eq!(f.dash.send("GET", "/health", &[], None).status, 200);
+    assert_eq!(f.dash.request("GET", "/health", &[], None).status, 200);
 }
 
 /// Every mutating route, with a body it accepts.
@@ -627,7 +466,7 @@ fn mutating_routes(id: &str) -> Vec<(String, Option<String>)> {
 }
 
 fn assert_key_required(f: &Fleet) {
-    let config = f.dash.send("GET", "/api/config", &[], None).json();
+    let config = f.dash.request("GET", "/api/config", &[], None).json();
     assert_eq!(config["auth_required"], true, "{config}");
     let wrong_same_length: String = KEY.chars().rev().collect();
     let upper = KEY.to_uppercase();
@@ -639,15 +478,15 @@ fn assert_key_required(f: &Fleet) {
             if let Some(k) = key {
                 headers.push(("X-API-Key", k));
             }
-            let r = f.dash.send("POST", &path, &headers, body.as_deref());
+            let r = f.dash.request("POST", &path, &headers, body.as_deref());
             assert_eq!(r.status, 401, "POST {path} with key {key:?}: {}", r.body);
             assert!(r.header("www-authenticate").is_some_and(|v| v.contains("X-API-Key")), "{}", r.head);
         }
         // A key anywhere but X-API-Key is no key.
         let auth = format!("Bearer {KEY}");
-        let r = f.dash.send("POST", &path, &[("Authorization", &auth)], body.as_deref());
+        let r = f.dash.request("POST", &path, &[("Authorization", &auth)], body.as_deref());
         assert_eq!(r.status, 401, "POST {path} with the key as a bearer token: {}", r.body);
-        let r = f.dash.send("POST", &format!("{path}?api_key={KEY}"), &[], body.as_deref());
+        let r = f.dash.request("POST", &format!("{path}?api_key={KEY}"), &[], body.as_deref());
         assert_eq!(r.status, 401, "POST {path} with the key in the query: {}", r.body);
     }
     f.assert_nothing_sent("refused keys");
@@ -659,7 +498,7 @@ fn assert_key_required(f: &Fleet) {
         "nothing refused was recorded as done: {audit:?}"
     );
     // The right key goes through, and reaches the server.
-    let r = f.dash.send("POST", &format!("/api/servers/{}/refresh", f.ids[0]), &[("X-API-Key", KEY)], None);
+    let r = f.dash.request("POST", &format!("/api/servers/{}/refresh", f.ids[0]), &[("X-API-Key", KEY)], None);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(f.requests()[0], 1);
 }
@@ -684,7 +523,7 @@ fn cors_preflights_are_answered_for_configured_origins_only() {
         "/api/events".to_string(),
     ];
     let preflight = |path: &str, origin: &str| {
-        f.dash.send(
+        f.dash.request(
             "OPTIONS",
             path,
             &[
@@ -721,11 +560,11 @@ fn cors_preflights_are_answered_for_configured_origins_only() {
     }
     // The requests themselves: the configured origin gets its answer
     // readable; another site gets no CORS header, and no action.
-    let r = f.dash.send("GET", "/api/servers", &[("Origin", "https://ops.example")], None);
+    let r = f.dash.request("GET", "/api/servers", &[("Origin", "https://ops.example")], None);
     assert_eq!(r.header("access-control-allow-origin"), Some("https://ops.example"));
-    let r = f.dash.send("GET", "/api/servers", &[("Origin", "https://evil.example")], None);
+    let r = f.dash.request("GET", "/api/servers", &[("Origin", "https://evil.example")], None);
     assert_eq!(r.header("access-control-allow-origin"), None);
-    let r = f.dash.send("POST", &paths[0], &[("Origin", "https://evil.example")], None);
+    let r = f.dash.request("POST", &paths[0], &[("Origin", "https://evil.example")], None);
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(r.header("access-control-allow-origin"), None);
     f.assert_nothing_sent("cross-site requests");
@@ -817,7 +656,7 @@ fn behind_a_proxy_that_rewrites_host_a_public_url_allows_the_page() {
         let r = page_action(&f, &upstream, &[]);
         assert_eq!(r.status, 200, "{name}: {}", r.body);
         // Another site is still another site.
-        let r = f.dash.send(
+        let r = f.dash.request(
             "POST",
             &format!("/api/servers/{}/refresh", f.ids[0]),
             &[("Origin", "https://evil.example")],

@@ -11,39 +11,19 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::process::{dashboard, Dashboard};
-use ipvtl_sim::{JsonForm, SimConfig, SimFleet};
+use common::process::{dashboard, file_args, Dashboard};
+use ipvtl_sim::{JsonForm, SimFleet};
 use serde_json::{json, Value};
 
 fn sim(stopping: Duration) -> SimFleet {
-    SimFleet::start(
-        SimConfig::new(3)
-            .with_initial_running(1.0)
-            .with_stopping_time(stopping)
-            .with_start_delay(Duration::from_millis(100)),
-    )
-    .expect("simulator starts")
+    common::running_sim(3, stopping, Duration::from_millis(100))
 }
 
 fn start(servers: &Path, store: &str, audit: &Path, extra: &[&str]) -> Dashboard {
-    let mut args = vec![
-        "--servers",
-        servers.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--store",
-        store,
-        "--audit-log",
-        audit.to_str().unwrap(),
-        "--channel-stop-timeout",
-        "600",
-    ];
+    let mut args = file_args(servers, audit, &["--store", store, "--channel-stop-timeout", "600"]);
     args.extend_from_slice(extra);
     let d = Dashboard::spawn(&args);
-    common::wait_until("the first sweep is listed", || {
-        let (_, list) = d.get("/api/servers");
-        list.as_array().is_some_and(|l| l.iter().all(|s| s["state"]["status"] == "online"))
-    });
+    d.wait_first_sweep();
     d
 }
 
@@ -63,9 +43,7 @@ fn audit_events(d: &Dashboard) -> Vec<Value> {
 #[test]
 fn a_restart_keeps_the_audit_batches_and_maintenance() {
     let sim = sim(Duration::from_millis(1500));
-    let dir = common::temp_dir("store-restart");
-    let servers = dir.join("servers.json");
-    sim.write_servers_json(&servers, JsonForm::Object).unwrap();
+    let (dir, servers) = common::servers_file(&sim, "store-restart", JsonForm::Object);
     let store = format!("sqlite:{}", dir.join("ipvtl.db").display());
     let ids = sim.ids();
 
@@ -168,9 +146,7 @@ fn add_key(store: &str, name: &str, role: &str) -> String {
 #[test]
 fn keys_are_enforced_by_role_on_every_route_class() {
     let sim = sim(Duration::from_millis(200));
-    let dir = common::temp_dir("store-roles");
-    let servers = dir.join("servers.json");
-    sim.write_servers_json(&servers, JsonForm::Object).unwrap();
+    let (dir, servers) = common::servers_file(&sim, "store-roles", JsonForm::Object);
     let file = dir.join("ipvtl.db");
     let store = format!("sqlite:{}", file.display());
     let ids = sim.ids();

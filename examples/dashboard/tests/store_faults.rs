@@ -12,8 +12,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::process::Dashboard;
-use ipvtl_sim::{JsonForm, SimConfig, SimFleet};
+use common::process::{file_args, Dashboard};
+use ipvtl_sim::{JsonForm, SimFleet};
 use serde_json::Value;
 use sqlx::{Connection, SqliteConnection};
 
@@ -57,35 +57,13 @@ fn status_requests(sim: &SimFleet) -> u64 {
 
 #[test]
 fn a_store_refusing_writes_refuses_actions_and_shows_on_health_and_metrics() {
-    let sim = SimFleet::start(
-        SimConfig::new(2)
-            .with_initial_running(1.0)
-            .with_stopping_time(Duration::from_millis(100))
-            .with_start_delay(Duration::from_millis(50)),
-    )
-    .expect("simulator starts");
-    let dir = common::temp_dir("store-refuses");
-    let servers = dir.join("servers.json");
-    sim.write_servers_json(&servers, JsonForm::Object).unwrap();
+    let sim = common::running_sim(2, Duration::from_millis(100), Duration::from_millis(50));
+    let (dir, servers) = common::servers_file(&sim, "store-refuses", JsonForm::Object);
     let path = dir.join("ipvtl.db");
     let store = format!("sqlite:{}", path.display());
     let audit = dir.join("audit.jsonl");
-    let d = Dashboard::spawn(&[
-        "--servers",
-        servers.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--store",
-        &store,
-        "--audit-log",
-        audit.to_str().unwrap(),
-        "--poll-interval",
-        "0.2",
-    ]);
-    common::wait_until("the first sweep is listed", || {
-        let (_, list) = d.get("/api/servers");
-        list.as_array().is_some_and(|l| l.iter().all(|s| s["state"]["status"] == "online"))
-    });
+    let d = Dashboard::spawn(&file_args(&servers, &audit, &["--store", &store, "--poll-interval", "0.2"]));
+    d.wait_first_sweep();
     let (_, health) = d.get("/health");
     assert_eq!((&health["status"], &health["store"]["ok"]), (&Value::from("ok"), &Value::from(true)), "{health}");
     assert_eq!(metric(&d, "ipvtl_store_up"), 1.0);

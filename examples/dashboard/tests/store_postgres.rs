@@ -21,9 +21,9 @@ use std::process::Command;
 use std::sync::{RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use common::process::Dashboard;
+use common::process::{file_args, Dashboard};
 use ipvtl_dashboard::store::{AuditRow, HistorySample, HistoryStep, Store, SCHEMA_VERSION};
-use ipvtl_sim::{JsonForm, SimConfig, SimFleet};
+use ipvtl_sim::JsonForm;
 use serde_json::json;
 use sqlx::Connection;
 
@@ -128,33 +128,13 @@ fn a_newer_schema_is_refused_on_postgresql() {
 fn the_binary_keeps_the_audit_batches_and_maintenance_across_a_restart() {
     let _up = server_up();
     let store = fresh_database("restart");
-    let sim = SimFleet::start(
-        SimConfig::new(3)
-            .with_initial_running(1.0)
-            .with_stopping_time(Duration::from_millis(300))
-            .with_start_delay(Duration::from_millis(100)),
-    )
-    .expect("simulator starts");
-    let dir = common::temp_dir("store-postgres");
-    let servers = dir.join("servers.json");
-    sim.write_servers_json(&servers, JsonForm::Object).unwrap();
+    let sim = common::running_sim(3, Duration::from_millis(300), Duration::from_millis(100));
+    let (dir, servers) = common::servers_file(&sim, "store-postgres", JsonForm::Object);
     let ids = sim.ids();
     let start = |audit: &str| {
         let audit = dir.join(audit);
-        let d = Dashboard::spawn(&[
-            "--servers",
-            servers.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--store",
-            &store,
-            "--audit-log",
-            audit.to_str().unwrap(),
-        ]);
-        common::wait_until("the first sweep is listed", || {
-            let (_, list) = d.get("/api/servers");
-            list.as_array().is_some_and(|l| l.iter().all(|s| s["state"]["status"] == "online"))
-        });
+        let d = Dashboard::spawn(&file_args(&servers, &audit, &["--store", &store]));
+        d.wait_first_sweep();
         d
     };
 
@@ -201,34 +181,12 @@ fn the_binary_keeps_the_audit_batches_and_maintenance_across_a_restart() {
 fn postgresql_going_away_and_coming_back_loses_no_audit_entry() {
     let _alone = SERVER.write().unwrap_or_else(|p| p.into_inner());
     let store = fresh_database("outage");
-    let sim = SimFleet::start(
-        SimConfig::new(2)
-            .with_initial_running(1.0)
-            // Long enough to stop the server while a stop is under way.
-            .with_stopping_time(Duration::from_secs(2))
-            .with_start_delay(Duration::from_millis(50)),
-    )
-    .expect("simulator starts");
-    let dir = common::temp_dir("store-postgres-outage");
-    let servers = dir.join("servers.json");
-    sim.write_servers_json(&servers, JsonForm::Object).unwrap();
+    // A stop takes long enough to stop the server while one is under way.
+    let sim = common::running_sim(2, Duration::from_secs(2), Duration::from_millis(50));
+    let (dir, servers) = common::servers_file(&sim, "store-postgres-outage", JsonForm::Object);
     let audit = dir.join("audit.jsonl");
-    let d = Dashboard::spawn(&[
-        "--servers",
-        servers.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--store",
-        &store,
-        "--audit-log",
-        audit.to_str().unwrap(),
-        "--poll-interval",
-        "0.2",
-    ]);
-    common::wait_until("the first sweep is listed", || {
-        let (_, list) = d.get("/api/servers");
-        list.as_array().is_some_and(|l| l.iter().all(|s| s["state"]["status"] == "online"))
-    });
+    let d = Dashboard::spawn(&file_args(&servers, &audit, &["--store", &store, "--poll-interval", "0.2"]));
+    d.wait_first_sweep();
     let id = sim.ids()[0].clone();
     let commands = || sim.record(&id).expect("a simulated server").commands.len();
     let polls = || sim.ids().iter().map(|i| sim.record(i).unwrap().status_requests).sum::<u64>();

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use ipvtl_client::{ChannelState, Cluster, ServerConfig};
 use ipvtl_dashboard::{app, AppState, StateConfig};
-use ipvtl_sim::SimFleet;
+use ipvtl_sim::{JsonForm, SimConfig, SimFleet};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -118,4 +118,22 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// A fresh temp dir (see [`temp_dir`]) holding `sim`'s servers file in
+/// `form`: (the dir, the file's path).
+pub fn servers_file(sim: &SimFleet, name: &str, form: JsonForm) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = temp_dir(name);
+    let path = dir.join("servers.json");
+    sim.write_servers_json(&path, form).unwrap();
+    (dir, path)
+}
+
+/// A fleet of `count` servers with every channel running, where a stop
+/// takes `stopping` and a start `start_delay`.
+pub fn running_sim(count: usize, stopping: Duration, start_delay: Duration) -> SimFleet {
+    SimFleet::start(
+        SimConfig::new(count).with_initial_running(1.0).with_stopping_time(stopping).with_start_delay(start_delay),
+    )
+    .expect("simulator starts")
 }
