@@ -10,14 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 
-apt_install() {
-    if [ "$(id -u)" != 0 ]; then
-        echo "40-dashboard-browser: need root to install $* (apt-get)" >&2
-        exit 1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+apt_who=40-dashboard-browser
+# shellcheck source=scripts/lib/apt.sh
+. scripts/lib/apt.sh
 if ! command -v chromium >/dev/null 2>&1; then
     apt_install chromium chromium-driver
 fi

@@ -13,14 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-apt_install() {
-    if [ "$(id -u)" != 0 ]; then
-        echo "45-postgres: need root to install $* (apt-get)" >&2
-        exit 1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+apt_who=45-postgres
+# shellcheck source=scripts/lib/apt.sh
+. scripts/lib/apt.sh
 pgbin() { find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1; }
 if [ -z "$(pgbin)" ] || ! [ -x "$(pgbin)/postgres" ]; then
     apt_install postgresql

@@ -170,16 +170,12 @@ pub struct HealthCounts {
 impl HealthCounts {
     /// Counts the servers of a snapshot.
     pub fn of(snap: &FleetSnapshot) -> Self {
-        let mut c = HealthCounts::default();
-        for s in &snap.servers {
-            match s.state.health {
-                Health::Online => c.online += 1,
-                Health::Offline => c.offline += 1,
-                Health::Error => c.error += 1,
-                _ => c.unknown += 1,
-            }
+        HealthCounts {
+            online: snap.count(Health::Online),
+            offline: snap.count(Health::Offline),
+            error: snap.count(Health::Error),
+            unknown: snap.count(Health::Unknown),
         }
-        c
     }
 }
 
