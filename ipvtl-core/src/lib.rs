@@ -83,6 +83,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod action;
+pub mod alert;
 pub mod batch;
 pub mod driver;
 pub mod event;
@@ -96,6 +97,10 @@ pub mod time;
 pub mod transport;
 
 pub use action::{Action, ActionConfig, ActionError, ActionKind, ActionReport, Phase, PhaseReport};
+pub use alert::{
+    Alert, AlertConfig, AlertConfigError, AlertState, Alerts, Fingerprint, Labels, Matcher, Notification,
+    NotificationKind, RuleKind, Severity, Silence, SilenceError, SilenceId,
+};
 pub use batch::{
     Batch, BatchError, BatchFilter, BatchInput, BatchProgress, BatchReport, BatchSpec, BatchStop, BatchTarget, Targets,
 };
