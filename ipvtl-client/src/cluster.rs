@@ -1,6 +1,7 @@
 //! [`Cluster`]: a fleet polled in the background, with verified channel
 //! actions, batches and an event stream.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -123,7 +124,12 @@ impl Cluster {
 
     /// A cluster from a `servers.json` file.
     pub fn from_file(path: impl AsRef<Path>, settings: Settings) -> Result<Self, ClientError> {
-        let file = load_servers_file(path.as_ref())?;
+        Self::from_declared(load_servers_file(path.as_ref())?, settings)
+    }
+
+    /// A cluster from a servers file already parsed (see
+    /// [`load_servers_file`]): its servers, desired state and healing.
+    pub fn from_declared(file: ServersFile, settings: Settings) -> Result<Self, ClientError> {
         let cluster = Self::new(file.servers, settings)?;
         cluster.fleet().reconciler_mut().replace_file_settings(file.desired, file.healing);
         cluster.wake();
@@ -457,6 +463,31 @@ impl Cluster {
         Ok(fleet.reconciler().desired(config, ch))
     }
 
+    /// What every managed channel should be doing, by server: one lookup
+    /// of the settings for the whole fleet (a list of every channel would
+    /// resolve each one). Servers with nothing managed are left out.
+    pub fn managed(&self) -> HashMap<ServerId, ManagedServer> {
+        let fleet = self.fleet();
+        let settings = fleet.reconciler().desired_settings();
+        let mut by = HashMap::new();
+        if settings.is_empty() {
+            return by;
+        }
+        for (config, _) in fleet.poller().servers() {
+            if let Some((d, _)) = settings.resolve_server(config) {
+                by.insert(config.id.clone(), ManagedServer { all: Some(*d), channels: BTreeMap::new() });
+            }
+        }
+        for (scope, d) in settings.iter() {
+            if let Scope::Channel(server, ch) = scope {
+                if fleet.server(&server).is_some() {
+                    by.entry(server).or_insert_with(ManagedServer::default).channels.insert(ch.get(), *d);
+                }
+            }
+        }
+        by
+    }
+
     /// Turns healing on (with a policy) or off for `scope`.
     pub fn set_healing(&self, scope: Scope, healing: Healing) -> Result<(), ClientError> {
         self.set_at_scope(scope, |r, scope| r.set_healing(scope, healing))
@@ -534,6 +565,25 @@ impl Cluster {
         self.fleet().reconciler().planned()
     }
 
+    /// With `on`, the reconciler's heals wait for [`Cluster::confirm_heal`]:
+    /// each is announced by `heal_requested` with a ticket, and starts when
+    /// confirmed (it lapses after [`ipvtl_core::fleet::HEAL_CONFIRM_WAIT`]).
+    /// For an owner that records every action before it is sent.
+    pub fn set_confirm_heals(&self, on: bool) {
+        self.fleet().set_confirm_heals(on);
+        self.wake();
+    }
+
+    /// Answers `heal_requested` `ticket`: with `go` the heal starts if it
+    /// still may. Returns the action's id, `None` when it did not start
+    /// (the reconciler tries again later).
+    pub fn confirm_heal(&self, ticket: u64, go: bool) -> Option<u64> {
+        let now = self.now();
+        let started = self.fleet().confirm_heal(ticket, go, now);
+        self.wake();
+        started.map(|a| a.0)
+    }
+
     /// A human says "try again": clears a degraded channel and its count
     /// of attempts. False when it was not degraded.
     pub fn clear_degraded(&self, id: &str, channel: u32) -> Result<bool, ClientError> {
@@ -552,6 +602,23 @@ impl Cluster {
         };
         self.wake();
         Ok(cleared)
+    }
+}
+
+/// The desired state of one server's channels ([`Cluster::managed`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ManagedServer {
+    /// What a setting for the whole server (its own, or a tag's) says.
+    pub all: Option<Desired>,
+    /// Settings made for single channels, by channel number (narrower:
+    /// they win over `all`).
+    pub channels: BTreeMap<u32, Desired>,
+}
+
+impl ManagedServer {
+    /// What `channel` should be doing; `None` when unmanaged.
+    pub fn of(&self, channel: u32) -> Option<Desired> {
+        self.channels.get(&channel).copied().or(self.all).filter(|d| *d != Desired::Unmanaged)
     }
 }
 

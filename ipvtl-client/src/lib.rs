@@ -43,7 +43,7 @@ pub use reconcile::{parse_desired, PolicyInput, ReconcilerInput, ScopeInput};
 pub use settings::{Settings, SettingsOptions};
 pub use transport::{url, IsahcTransport, TransportOptions, DEFAULT_BODY_LIMIT};
 
-pub use cluster::ReconcilerStatus;
+pub use cluster::{ManagedServer, ReconcilerStatus};
 pub use ipvtl_core as core;
 pub use ipvtl_core::{
     ActionError, ActionKind, ActionReport, BatchFilter, BatchInput, BatchReport, BatchSpec, BatchTarget, ChannelState,

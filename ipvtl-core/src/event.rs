@@ -153,6 +153,17 @@ pub enum Event {
         /// The heal.
         heal: Heal,
     },
+    /// The reconciler wants to do this heal and waits for the owner's
+    /// go-ahead ([`crate::Fleet::confirm_heal`]), when the fleet was told
+    /// to ask ([`crate::Fleet::set_confirm_heals`]): an owner that records
+    /// every action before it is sent (a write-ahead audit) records it,
+    /// then confirms. Unanswered, it lapses after [`crate::fleet::HEAL_CONFIRM_WAIT`].
+    HealRequested {
+        /// The heal.
+        heal: Heal,
+        /// What to confirm it by.
+        ticket: u64,
+    },
     /// The reconciler began a heal (right after its action's
     /// [`Event::ActionStarted`]).
     HealStarted {
@@ -224,6 +235,7 @@ impl Event {
             Event::DriftStarted { .. } => "drift_started",
             Event::DriftEnded { .. } => "drift_ended",
             Event::HealPlanned { .. } => "heal_planned",
+            Event::HealRequested { .. } => "heal_requested",
             Event::HealStarted { .. } => "heal_started",
             Event::HealFinished { .. } => "heal_finished",
             Event::HealDegraded { .. } => "heal_degraded",
@@ -245,7 +257,9 @@ impl Event {
             | Event::DriftEnded { server, .. }
             | Event::HealFinished { server, .. }
             | Event::HealDegraded { server, .. } => Some(server),
-            Event::HealPlanned { heal } | Event::HealStarted { heal, .. } => Some(&heal.server),
+            Event::HealPlanned { heal } | Event::HealRequested { heal, .. } | Event::HealStarted { heal, .. } => {
+                Some(&heal.server)
+            }
             Event::ActionFinished { report } => Some(&report.server),
             _ => None,
         }
@@ -295,6 +309,10 @@ pub fn describe(event: &Event) -> String {
         Event::HealPlanned { heal } => {
             format!("dry run: would {} {} channel {} (should be {})", heal.kind, heal.server, heal.channel, heal.desired)
         }
+        Event::HealRequested { heal, ticket } => format!(
+            "heal of {} channel {} asked for ({}, ticket {ticket}): waiting for the go-ahead",
+            heal.server, heal.channel, heal.kind
+        ),
         Event::HealStarted { heal, action, attempt } => format!(
             "heal {attempt} of {} channel {}: {} as action {action} (should be {}, is {})",
             heal.server, heal.channel, heal.kind, heal.desired, heal.observed

@@ -4,6 +4,7 @@
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::time::Duration;
 
 use crate::action::{Action, ActionConfig, ActionError, ActionKind, Phase};
 use crate::batch::{plan, Batch, BatchError, BatchSpec, BatchTarget};
@@ -11,7 +12,7 @@ use crate::event::Event;
 use crate::ids::{ActionId, BatchId, ChannelId, RequestId, ServerId};
 use crate::model::{Health, ServerConfig, ServerState};
 use crate::poller::{Poller, PollerConfig, ReloadSummary};
-use crate::reconcile::{Drift, Reconciler};
+use crate::reconcile::{Drift, Heal, Reconciler};
 use crate::time::Instant;
 use crate::transport::{Response, Transmit, TransportError};
 
@@ -100,6 +101,24 @@ pub struct Fleet {
     touched: BTreeSet<ServerId>,
     /// A sweep finished (or the list changed): the reconciler looks at all.
     full_pass: bool,
+    /// Heals wait for the owner's go-ahead ([`Fleet::set_confirm_heals`]).
+    confirm_heals: bool,
+    /// The heal waiting for it, if any.
+    awaiting: Option<AwaitingHeal>,
+    next_ticket: u64,
+}
+
+/// How long a heal waits for the owner's go-ahead
+/// ([`Fleet::confirm_heal`]) before it lapses (it is then tried again
+/// later, not counted as an attempt).
+pub const HEAL_CONFIRM_WAIT: Duration = Duration::from_secs(10);
+
+/// A heal handed out by the reconciler, waiting for the owner's go-ahead.
+#[derive(Debug)]
+struct AwaitingHeal {
+    ticket: u64,
+    heal: Heal,
+    until: Instant,
 }
 
 impl Fleet {
@@ -118,7 +137,43 @@ impl Fleet {
             reconciler: Reconciler::default(),
             touched: BTreeSet::new(),
             full_pass: false,
+            confirm_heals: false,
+            awaiting: None,
+            next_ticket: 0,
         }
+    }
+
+    /// With `on`, a heal is not started when the reconciler wants it: an
+    /// [`Event::HealRequested`] asks the owner first, and the heal starts
+    /// when [`confirm_heal`](Self::confirm_heal) says so (one heal waits at
+    /// a time). For an owner that must record an action before anything
+    /// is sent.
+    pub fn set_confirm_heals(&mut self, on: bool) {
+        self.confirm_heals = on;
+    }
+
+    /// The owner's answer to [`Event::HealRequested`] `ticket`: with `go`,
+    /// the heal starts now if it still may (the channel still drifts, is
+    /// not held, its server online and not in maintenance). Returns the
+    /// action doing it; `None` when it did not start (refused, lapsed, an
+    /// unknown ticket): the reconciler tries again later, without counting
+    /// an attempt.
+    pub fn confirm_heal(&mut self, ticket: u64, go: bool, now: Instant) -> Option<ActionId> {
+        if self.awaiting.as_ref().is_none_or(|a| a.ticket != ticket) {
+            return None;
+        }
+        let heal = self.awaiting.take()?.heal;
+        let still = go
+            && self.reconciler.drift(&heal.server, heal.channel).is_some()
+            && !self.locks.contains_key(&(heal.server.clone(), heal.channel))
+            && self.poller.state(&heal.server).is_some_and(|s| s.health == Health::Online && !s.maintenance);
+        let started = if still { self.submit_inner(&heal.server, heal.channel, heal.kind, None, now).ok() } else { None };
+        match started {
+            Some(action) => self.reconciler.handle_heal_started(action, now),
+            None => self.reconciler.handle_heal_refused(now),
+        }
+        self.reconcile(now);
+        started
     }
 
     /// The settings.
@@ -195,6 +250,7 @@ impl Fleet {
             .filter_map(Action::poll_timeout)
             .chain(self.poller.poll_timeout())
             .chain(self.reconciler.poll_timeout())
+            .chain(self.awaiting.as_ref().map(|a| a.until))
             .min()
     }
 
@@ -240,6 +296,10 @@ impl Fleet {
             }
         }
         self.reconciler.handle_timeout(now);
+        if self.awaiting.as_ref().is_some_and(|a| now >= a.until) {
+            self.awaiting = None;
+            self.reconciler.handle_heal_refused(now);
+        }
         loop {
             while let Some(e) = self.reconciler.poll_event() {
                 self.events.push_back(e);
@@ -250,6 +310,13 @@ impl Fleet {
                     && poller.state(server).is_some_and(|s| s.health == Health::Online && !s.maintenance)
             });
             let Some(heal) = heal else { break };
+            if self.confirm_heals {
+                self.next_ticket += 1;
+                let ticket = self.next_ticket;
+                self.events.push_back(Event::HealRequested { heal: heal.clone(), ticket });
+                self.awaiting = Some(AwaitingHeal { ticket, heal, until: now + HEAL_CONFIRM_WAIT });
+                break;
+            }
             match self.submit_inner(&heal.server, heal.channel, heal.kind, None, now) {
                 Ok(action) => self.reconciler.handle_heal_started(action, now),
                 Err(_) => self.reconciler.handle_heal_refused(now),

@@ -291,8 +291,13 @@ mod props {
             policy in heal_policy(),
             rc in rec_config(),
             later in prop::collection::vec((0usize..7, fault(), 1u32..4), 0..4),
+            confirm in prop_oneof![Just(None), Just(Some(0u64)), Just(Some(3u64))],
         ) {
             let mut h = build(&specs);
+            // Heals started at once, or each confirmed first (every third
+            // refused): the promises are the same.
+            h.fleet.set_confirm_heals(confirm.is_some());
+            h.auto_confirm = confirm;
             let n = specs.len();
             {
                 let r = h.fleet.reconciler_mut();
@@ -429,4 +434,67 @@ mod props {
             prop_assert!(h.events_of("heal_degraded").is_empty());
         }
     }
+}
+
+/// The ticket of every `heal_requested` so far, in order.
+fn tickets(h: &Harness) -> Vec<u64> {
+    h.events_of("heal_requested")
+        .iter()
+        .filter_map(|e| match e {
+            Event::HealRequested { ticket, .. } => Some(*ticket),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn with_confirmation_a_heal_waits_for_the_go_ahead_and_lapses_without_it() {
+    let mut h = Harness::simple(config(), 3, 2);
+    manage_all(&mut h, ReconcilerConfig::default());
+    h.fleet.set_confirm_heals(true);
+    h.run_until(t(3_000));
+    h.server_mut("s2").stall(1);
+    h.run_until(t(8_000));
+    // Asked once; nothing sent while it waits, and nothing else asked.
+    assert_eq!(tickets(&h).len(), 1, "{:?}", h.events_of("heal_requested"));
+    assert!(commands(&h).is_empty(), "nothing is sent before the go-ahead");
+    let first = tickets(&h)[0];
+    // A refusal: nothing starts, no attempt is counted, it is asked again.
+    assert_eq!(h.fleet.confirm_heal(first, false, h.now), None);
+    assert_eq!(h.fleet.confirm_heal(first, true, h.now), None, "a ticket is answered once");
+    h.run_until(t(11_000));
+    assert_eq!(tickets(&h).len(), 2);
+    assert_eq!(h.fleet.reconciler().drift(&sid("s2"), ch(1)).unwrap().attempts, 0);
+    // Unanswered, it lapses after HEAL_CONFIRM_WAIT and is asked again.
+    let second = tickets(&h)[1];
+    h.run_until(t(11_000) + ipvtl_core::fleet::HEAL_CONFIRM_WAIT + ms(1_500));
+    assert_eq!(tickets(&h).len(), 3, "asked again after the lapse");
+    assert_eq!(h.fleet.confirm_heal(second, true, h.now), None, "a lapsed ticket starts nothing");
+    assert!(commands(&h).is_empty());
+    // The go-ahead: the heal starts at once, and heals the channel.
+    let third = tickets(&h)[2];
+    let action = h.fleet.confirm_heal(third, true, h.now).expect("the heal starts");
+    h.run_until(h.now + ms(10_000));
+    assert_eq!(commands(&h)[&(sid("s2"), ch(1))], ["stop", "start"]);
+    assert!(h.events.iter().any(|(_, e)| matches!(e, Event::HealStarted { action: a, attempt: 1, .. } if *a == action)));
+    assert!(h.fleet.reconciler().drifts().is_empty());
+    assert_eq!(tickets(&h).len(), 3, "nothing more to ask");
+}
+
+#[test]
+fn a_go_ahead_for_a_drift_that_ended_meanwhile_starts_nothing() {
+    let mut h = Harness::simple(config(), 2, 2);
+    manage_all(&mut h, ReconcilerConfig::default());
+    h.fleet.set_confirm_heals(true);
+    h.run_until(t(3_000));
+    h.server_mut("s1").stall(2);
+    h.run_until(t(8_000));
+    let ticket = tickets(&h)[0];
+    // A human restarts it first.
+    h.submit("s1", 2, ActionKind::Restart).unwrap();
+    h.run_until(t(14_000));
+    assert!(h.fleet.reconciler().drifts().is_empty());
+    assert_eq!(h.fleet.confirm_heal(ticket, true, h.now), None);
+    h.run_until(t(20_000));
+    assert_eq!(commands(&h)[&(sid("s1"), ch(2))], ["stop", "start"], "the human's restart only");
 }

@@ -210,6 +210,7 @@ impl Cluster {
         Ok(DesiredSetting {
             scope: scope.as_ref().map(|s| wire::ScopeView::from(s).into()),
             desired: desired.as_str().to_owned(),
+            source: None,
         })
     }
 

@@ -141,6 +141,14 @@ pub enum ClusterEvent {
         /// The heal.
         heal: Heal,
     },
+    /// The reconciler waits for the go-ahead for this heal (only when
+    /// heals are confirmed by the owner).
+    HealRequested {
+        /// The heal.
+        heal: Heal,
+        /// What to confirm it by.
+        ticket: u64,
+    },
     /// The reconciler began a heal.
     HealStarted {
         /// The heal.
@@ -250,6 +258,7 @@ impl From<wire::EventView> for ClusterEvent {
                 ClusterEvent::DriftEnded { server_id, channel_id, since_at, lasted_ms }
             }
             EventBody::HealPlanned(heal) => ClusterEvent::HealPlanned { heal: heal.into() },
+            EventBody::HealRequested { heal, ticket } => ClusterEvent::HealRequested { heal: heal.into(), ticket },
             EventBody::HealStarted { heal, action_id, attempt } => {
                 ClusterEvent::HealStarted { heal: heal.into(), action_id, attempt }
             }

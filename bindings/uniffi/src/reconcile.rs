@@ -150,11 +150,15 @@ pub struct DesiredSetting {
     pub scope: Option<SettingScope>,
     /// `running`, `idle` or `unmanaged`.
     pub desired: String,
+    /// Where the setting came from: `file` (the servers file, replaced by
+    /// a reload) or `api` (kept across reloads; wins at the same scope).
+    /// `None` in `ChannelDesired`'s answer, which resolves scopes.
+    pub source: Option<String>,
 }
 
 impl From<wire::DesiredSettingView> for DesiredSetting {
     fn from(v: wire::DesiredSettingView) -> Self {
-        DesiredSetting { scope: Some(v.scope.into()), desired: v.desired.to_owned() }
+        DesiredSetting { scope: Some(v.scope.into()), desired: v.desired.to_owned(), source: Some(v.source.into()) }
     }
 }
 
@@ -175,6 +179,8 @@ pub struct HealingSetting {
     pub backoff_ms: Option<u64>,
     /// Cap of the backoff.
     pub backoff_max_ms: Option<u64>,
+    /// Where the setting came from: `file` or `api`.
+    pub source: String,
 }
 
 impl From<wire::HealingSettingView> for HealingSetting {
@@ -187,6 +193,7 @@ impl From<wire::HealingSettingView> for HealingSetting {
             window_ms: v.window_ms,
             backoff_ms: v.backoff_ms,
             backoff_max_ms: v.backoff_max_ms,
+            source: v.source.into(),
         }
     }
 }

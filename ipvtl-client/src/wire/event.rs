@@ -119,6 +119,15 @@ pub enum EventBody {
     },
     /// Dry run: the reconciler would do this heal now.
     HealPlanned(HealView),
+    /// The reconciler wants this heal and waits for the owner's go-ahead
+    /// (`Cluster::confirm_heal`; only when the owner asked to confirm heals).
+    HealRequested {
+        /// The heal.
+        #[serde(flatten)]
+        heal: HealView,
+        /// What to confirm it by.
+        ticket: u64,
+    },
     /// The reconciler began a heal.
     HealStarted {
         /// The heal.
@@ -245,6 +254,9 @@ impl EventView {
                 lasted_ms: ms(*lasted),
             },
             Event::HealPlanned { heal } => EventBody::HealPlanned(HealView::new(heal, wall)),
+            Event::HealRequested { heal, ticket } => {
+                EventBody::HealRequested { heal: HealView::new(heal, wall), ticket: *ticket }
+            }
             Event::HealStarted { heal, action, attempt } => {
                 EventBody::HealStarted { heal: HealView::new(heal, wall), action_id: action.0, attempt: *attempt }
             }

@@ -296,6 +296,12 @@ fn every_reconciler_event_has_a_body_with_snake_case_names() {
         ["action", "channel_id", "desired", "kind", "message", "observed", "server_id", "since_at", "stall"];
     assert_eq!(keys(&planned), heal_keys);
     assert_eq!((planned["action"].clone(), planned["stall"].clone()), (json!("restart"), json!("zero_fps")));
+    let hr = ev(Event::HealRequested { heal: heal(), ticket: 9 });
+    let mut with_ticket: Vec<&str> = heal_keys.to_vec();
+    with_ticket.push("ticket");
+    with_ticket.sort();
+    assert_eq!(keys(&hr), with_ticket);
+    assert_eq!((hr["kind"].clone(), hr["ticket"].clone()), (json!("heal_requested"), json!(9)));
     let hs = ev(Event::HealStarted { heal: heal(), action: ActionId(5), attempt: 2 });
     let mut with_action: Vec<&str> = heal_keys.to_vec();
     with_action.extend(["action_id", "attempt"]);
@@ -392,6 +398,7 @@ fn the_schema_describes_the_reconciler_views() {
         "drift_started",
         "drift_ended",
         "heal_planned",
+        "heal_requested",
         "heal_started",
         "heal_finished",
         "heal_degraded",

@@ -316,6 +316,10 @@ pub struct Harness {
     pub timeline: Vec<Tick>,
     last_sweep: u64,
     steps: u64,
+    /// Answers every `heal_requested` as it comes (for a fleet told to
+    /// confirm heals), refusing each ticket divisible by `n` (`Some(0)`:
+    /// none); `None` leaves them unanswered.
+    pub auto_confirm: Option<u64>,
 }
 
 impl Harness {
@@ -337,6 +341,7 @@ impl Harness {
             timeline: Vec::new(),
             last_sweep: 0,
             steps: 0,
+            auto_confirm: None,
         }
     }
 
@@ -421,11 +426,21 @@ impl Harness {
             self.check();
         }
         self.note_sweep();
+        let mut asked = Vec::new();
         while let Some(e) = self.fleet.poll_event() {
             self.check_event(&e);
+            if let Event::HealRequested { ticket, .. } = &e {
+                asked.push(*ticket);
+            }
             self.events.push((self.now, e));
         }
         self.check();
+        if let (Some(n), false) = (self.auto_confirm, asked.is_empty()) {
+            for ticket in asked {
+                self.fleet.confirm_heal(ticket, n == 0 || ticket % n != 0, self.now);
+            }
+            self.pump();
+        }
     }
 
     /// Records a sweep start (call before the new sweep's first request is

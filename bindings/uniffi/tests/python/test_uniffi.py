@@ -400,9 +400,9 @@ def test_desired_state_and_healing_start_an_idle_channel():
         c.set_healing(SettingScope(server_id=sid), HealingPolicy(grace_ms=0, limit=2))
         d = c.desired(sid, 1)
         assert d.desired == "running" and d.scope == SettingScope(server_id=sid, channel_id=1, tag=None)
-        assert [s.desired for s in c.desired_settings()] == ["running"]
+        assert [(s.desired, s.source) for s in c.desired_settings()] == [("running", "api")]
         (h,) = c.healing_settings()
-        assert h.enabled and h.grace_ms == 0 and h.limit == 2 and h.scope.server_id == sid
+        assert h.enabled and h.grace_ms == 0 and h.limit == 2 and h.scope.server_id == sid and h.source == "api"
         seen = []
         deadline = time.monotonic() + 10
         while not any(isinstance(e, ClusterEvent.DRIFT_ENDED) for e in seen):

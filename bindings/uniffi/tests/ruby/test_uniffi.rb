@@ -150,9 +150,9 @@ class UniffiRubyTest < Minitest::Test
     end
     c.set_desired(IpvtlFfi::SettingScope.new(tag: 'eu'), 'idle')
     c.set_healing(IpvtlFfi::SettingScope.new(tag: 'eu'), IpvtlFfi::HealingPolicy.new(grace_ms: 2000, limit: 1))
-    assert_equal ['idle'], c.desired_settings.map(&:desired)
+    assert_equal [%w[idle api]], c.desired_settings.map { |s| [s.desired, s.source] }
     h = c.healing_settings.first
-    assert_equal ['eu', 2000, 1], [h.scope.tag, h.grace_ms, h.limit]
+    assert_equal ['eu', 2000, 1, 'api'], [h.scope.tag, h.grace_ms, h.limit, h.source]
     status = c.configure_reconciler(IpvtlFfi::ReconcilerSettings.new(dry_run: true, storm_percent: 50))
     assert status.dry_run
     assert_equal 50, status.storm_percent

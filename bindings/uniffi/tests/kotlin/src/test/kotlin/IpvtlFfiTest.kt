@@ -293,6 +293,9 @@ class IpvtlFfiTest {
                 val stream = c.subscribe()
                 c.setDesired(SettingScope(serverId = id, channelId = 1u), "running")
                 c.setHealing(SettingScope(serverId = id), HealingPolicy(graceMs = 0uL))
+                assertEquals(listOf("api"), c.desiredSettings().map { it.source })
+                assertEquals(listOf("api"), c.healingSettings().map { it.source })
+                assertEquals(null, c.desired(id, 1u).source)
                 val seen = mutableListOf<ClusterEvent>()
                 while (seen.none { it is ClusterEvent.DriftEnded }) {
                     seen.add(stream.nextBlocking(10_000uL) ?: fail("no drift_ended in $seen"))
