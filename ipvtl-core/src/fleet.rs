@@ -167,7 +167,8 @@ impl Fleet {
             && self.reconciler.drift(&heal.server, heal.channel).is_some()
             && !self.locks.contains_key(&(heal.server.clone(), heal.channel))
             && self.poller.state(&heal.server).is_some_and(|s| s.health == Health::Online && !s.maintenance);
-        let started = if still { self.submit_inner(&heal.server, heal.channel, heal.kind, None, now).ok() } else { None };
+        let started =
+            if still { self.submit_inner(&heal.server, heal.channel, heal.kind, None, now).ok() } else { None };
         match started {
             Some(action) => self.reconciler.handle_heal_started(action, now),
             None => self.reconciler.handle_heal_refused(now),

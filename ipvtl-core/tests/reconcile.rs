@@ -476,7 +476,10 @@ fn with_confirmation_a_heal_waits_for_the_go_ahead_and_lapses_without_it() {
     let action = h.fleet.confirm_heal(third, true, h.now).expect("the heal starts");
     h.run_until(h.now + ms(10_000));
     assert_eq!(commands(&h)[&(sid("s2"), ch(1))], ["stop", "start"]);
-    assert!(h.events.iter().any(|(_, e)| matches!(e, Event::HealStarted { action: a, attempt: 1, .. } if *a == action)));
+    assert!(h
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::HealStarted { action: a, attempt: 1, .. } if *a == action)));
     assert!(h.fleet.reconciler().drifts().is_empty());
     assert_eq!(tickets(&h).len(), 3, "nothing more to ask");
 }

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use ipvtl_client::wire::{ActionReportView, BatchReportView, BatchTargetView};
+use ipvtl_client::wire::{
+    ActionReportView, BatchReportView, BatchTargetView, DesiredSettingView, HealView, HealingSettingView, ScopeView,
+};
 use serde::Serialize;
 
 use crate::guard::Who;
@@ -21,10 +23,32 @@ use crate::store::AuditRow;
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct AuditEntry {
     at: f64,
-    who: Option<Who>,
+    who: Option<Actor>,
     #[serde(flatten)]
     event: AuditEvent,
+    /// The action this entry opens or closes in the store's ledger of
+    /// actions under way (see [`AuditRow::opens`]); not part of the line.
+    #[serde(skip)]
+    opens: Option<String>,
+    #[serde(skip)]
+    closes: Option<String>,
 }
+
+/// Who did something: a request (its address and key), or the dashboard
+/// itself, written as a name (`"reconciler"` for heals).
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum Actor {
+    /// A request made through the API.
+    Request(Who),
+    /// The dashboard on its own.
+    System(&'static str),
+}
+
+/// The reconciler's name in the audit log.
+pub(crate) const RECONCILER: Actor = Actor::System("reconciler");
+/// The dashboard's own name in the audit log (what it finds at start).
+pub(crate) const DASHBOARD: Actor = Actor::System("dashboard");
 
 /// What an audit line records, tagged by `event`.
 #[derive(Clone, Debug, Serialize)]
@@ -46,6 +70,59 @@ pub(crate) enum AuditEvent {
     Reload { outcome: &'static str, count: Option<usize>, detail: Option<String> },
     /// Written (and synced) before a batch starts.
     BatchRequested { action: &'static str, count: usize, targets: Vec<BatchTargetView> },
+    /// A desired state set through the API, before it takes effect.
+    DesiredSet {
+        #[serde(flatten)]
+        setting: DesiredSettingView,
+    },
+    /// A healing policy set through the API, before it takes effect.
+    HealingSet {
+        #[serde(flatten)]
+        setting: HealingSettingView,
+    },
+    /// A desired state or healing setting removed (`setting`: `desired` or
+    /// `healing`), before it takes effect.
+    SettingCleared {
+        setting: &'static str,
+        #[serde(flatten)]
+        scope: ScopeView,
+    },
+    /// The reconciler's fleet-wide settings changed (pause, dry run, caps):
+    /// those in force after the change.
+    ReconcilerChanged { settings: ReconcilerSettings },
+    /// A human cleared a degraded channel: healing may try again.
+    DegradedCleared { server_id: String, channel_id: u32, was_degraded: bool },
+    /// The reconciler asks to heal: written (and synced) before the heal
+    /// may start, like a human's `action_requested`.
+    HealRequested {
+        ticket: u64,
+        #[serde(flatten)]
+        heal: HealView,
+    },
+    /// A heal recorded as requested that did not start after all (the
+    /// channel changed meanwhile, or the go-ahead came too late): nothing
+    /// was sent.
+    HealNotStarted { ticket: u64, server_id: String, channel_id: u32, action: &'static str },
+    /// The reconciler began a heal (its action's end is `action_finished`).
+    HealStarted {
+        action_id: u64,
+        attempt: u32,
+        #[serde(flatten)]
+        heal: HealView,
+    },
+    /// A channel still drifts after its policy's limit: left alone.
+    HealDegraded { server_id: String, channel_id: u32, attempts: u32, until_at: f64 },
+    /// The storm guard paused (`paused` true) or resumed healing.
+    HealingStorm { paused: bool, troubled: usize, managed: usize },
+    /// At start: an action that was under way when the dashboard stopped
+    /// (a crash or a kill), whose end was never recorded. `opened` is the
+    /// entry that began it; what became of the channel, the next poll says.
+    ActionInterrupted {
+        server_id: Option<String>,
+        channel_id: Option<u64>,
+        action: Option<String>,
+        opened: serde_json::Value,
+    },
     /// A batch ended.
     BatchFinished {
         batch_id: u64,
@@ -61,19 +138,42 @@ impl AuditEntry {
     /// The store's row of this entry (its JSON, and what is looked up by).
     pub fn row(&self) -> Result<AuditRow, serde_json::Error> {
         let entry = serde_json::to_value(self)?;
+        let key_name = match &self.who {
+            Some(Actor::Request(w)) => w.key_name.clone(),
+            _ => None,
+        };
         Ok(AuditRow {
             at: self.at,
             event: entry["event"].as_str().unwrap_or_default().to_string(),
-            key_name: self.who.as_ref().and_then(|w| w.key_name.clone()),
+            key_name,
             entry: serde_json::to_string(&entry)?,
+            opens: self.opens.clone(),
+            closes: self.closes.clone(),
         })
+    }
+
+    /// This entry opens the action `key` (see [`AuditRow::opens`]).
+    pub fn opening(mut self, key: &str) -> Self {
+        self.opens = Some(key.to_string());
+        self
+    }
+
+    /// This entry ends the action `key`.
+    pub fn closing(mut self, key: &str) -> Self {
+        self.closes = Some(key.to_string());
+        self
     }
 }
 
 impl AuditEvent {
     /// The entry of this event, by `who`, now.
     pub fn by(self, who: Option<Who>) -> AuditEntry {
-        AuditEntry { at: crate::timefmt::unix_s(SystemTime::now()), who, event: self }
+        self.by_actor(who.map(Actor::Request))
+    }
+
+    /// The entry of this event, done by `actor`, now.
+    pub fn by_actor(self, actor: Option<Actor>) -> AuditEntry {
+        AuditEntry { at: crate::timefmt::unix_s(SystemTime::now()), who: actor, event: self, opens: None, closes: None }
     }
 }
 
@@ -88,6 +188,17 @@ impl From<&BatchReportView> for AuditEvent {
             stopped_early: r.stopped_early,
         }
     }
+}
+
+/// The reconciler's fleet-wide settings, as recorded and stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReconcilerSettings {
+    pub max_parallel: usize,
+    pub storm_percent: u32,
+    pub storm_min: usize,
+    pub dry_run: bool,
+    pub paused: bool,
 }
 
 /// The audit log's JSON-lines mirror (append-only).

@@ -14,11 +14,17 @@
 //!   never replaces a body built from a newer one.
 //!
 //! The ticket is also the body's generation, served as its ETag.
+//!
+//! With the body lives its index ([`ListIndex`]: each server's fragment and
+//! what the filters read) and, made on first demand and at most once per
+//! body, its gzip and br variants ([`ServersCache::encoded`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Bytes;
+
+use crate::list::{Encoding, ListIndex, Rendered};
 
 /// One serialized fleet.
 #[derive(Debug)]
@@ -26,6 +32,15 @@ pub(crate) struct CachedBody {
     pub bytes: Bytes,
     /// The ticket of the snapshot it was built from; served as the ETag.
     pub generation: u64,
+    /// Each server's fragment of `bytes`, what filters read, and the
+    /// compressed variants once made.
+    pub index: ListIndex,
+}
+
+impl CachedBody {
+    fn new(rendered: Rendered, generation: u64) -> Self {
+        CachedBody { bytes: rendered.bytes, generation, index: ListIndex::new(rendered.servers) }
+    }
 }
 
 #[derive(Debug)]
@@ -40,21 +55,58 @@ pub(crate) struct ServersCache {
     building: Mutex<()>,
     /// Bodies installed (the first included).
     rebuilds: AtomicU64,
+    /// Whole bodies compressed (each encoding counts).
+    compressions: AtomicU64,
+    /// Per encoding (gzip, br), the newest body compressed: its generation
+    /// and bytes. Served while a newer body is being compressed, if that
+    /// one is not stale.
+    latest: Mutex<[Option<(u64, Bytes)>; 2]>,
+}
+
+/// The whole body in one encoding, as [`ServersCache::variant`] found it.
+pub(crate) enum Variant {
+    /// Ready: this generation's bytes.
+    Ready(u64, Bytes),
+    /// This body's variant is not made yet, and an older one that is not
+    /// stale is: serve it meanwhile.
+    Meanwhile(u64, Bytes),
+    /// Nothing to serve yet: wait for this body's variant
+    /// ([`ServersCache::encoded`]).
+    Wait,
+}
+
+/// What [`ServersCache::variant`] found, and whether the caller is the
+/// first to ask for this body's variant: then it starts making it, on a
+/// task of its own that a dropped request does not cancel.
+pub(crate) struct Found {
+    pub variant: Variant,
+    pub first: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Where `encoding`'s newest variant is kept in `ServersCache::latest`.
+fn latest_index(encoding: Encoding) -> Option<usize> {
+    match encoding {
+        Encoding::Identity => None,
+        Encoding::Gzip => Some(0),
+        Encoding::Br => Some(1),
+    }
+}
+
 impl ServersCache {
-    /// A cache holding `bytes`, the body of the state as of now.
-    pub fn new(bytes: Bytes) -> Self {
+    /// A cache holding `body`, the body of the state as of now.
+    pub fn new(body: impl Into<Rendered>) -> Self {
         ServersCache {
-            current: Mutex::new(Arc::new(CachedBody { bytes, generation: 1 })),
+            current: Mutex::new(Arc::new(CachedBody::new(body.into(), 1))),
             tickets: Mutex::new(1),
             wanted: AtomicU64::new(1),
             building: Mutex::new(()),
             rebuilds: AtomicU64::new(1),
+            compressions: AtomicU64::new(0),
+            latest: Mutex::new([None, None]),
         }
     }
 
@@ -80,16 +132,16 @@ impl ServersCache {
     /// Takes a snapshot with `take` (under the ticket lock: keep it cheap),
     /// renders it with `render` (outside it), and installs the body unless
     /// one from a newer snapshot is already there. Returns the snapshot.
-    pub fn rebuild<S>(&self, take: impl FnOnce() -> S, render: impl FnOnce(&S) -> Bytes) -> S {
+    pub fn rebuild<S, R: Into<Rendered>>(&self, take: impl FnOnce() -> S, render: impl FnOnce(&S) -> R) -> S {
         let (ticket, snapshot) = {
             let mut last = lock(&self.tickets);
             *last += 1;
             (*last, take())
         };
-        let bytes = render(&snapshot);
+        let rendered = render(&snapshot).into();
         let mut current = lock(&self.current);
         if ticket > current.generation {
-            *current = Arc::new(CachedBody { bytes, generation: ticket });
+            *current = Arc::new(CachedBody::new(rendered, ticket));
             self.rebuilds.fetch_add(1, Ordering::Relaxed);
         }
         snapshot
@@ -97,7 +149,11 @@ impl ServersCache {
 
     /// A body that is not stale: the installed one, or one rebuilt now
     /// (blocking; one rebuild serves every request waiting for it).
-    pub fn fresh<S>(&self, take: impl FnOnce() -> S, render: impl FnOnce(&S) -> Bytes) -> Arc<CachedBody> {
+    pub fn fresh<S, R: Into<Rendered>>(
+        &self,
+        take: impl FnOnce() -> S,
+        render: impl FnOnce(&S) -> R,
+    ) -> Arc<CachedBody> {
         let body = self.get();
         if !self.is_stale(&body) {
             return body;
@@ -114,6 +170,53 @@ impl ServersCache {
     /// Bodies installed so far (the first included).
     pub fn rebuilds(&self) -> u64 {
         self.rebuilds.load(Ordering::Relaxed)
+    }
+
+    /// `body` compressed in `encoding` (identity: the body itself): made by
+    /// the first caller, at most once per body and encoding; concurrent
+    /// callers wait for that one and share it. Blocks while compressing:
+    /// call it off the executor unless [`ListIndex::encoded`] has it.
+    pub fn encoded(&self, body: &CachedBody, encoding: Encoding) -> Bytes {
+        let Some(slot) = body.index.slot(encoding) else { return body.bytes.clone() };
+        slot.get_or_init(|| {
+            self.compressions.fetch_add(1, Ordering::Relaxed);
+            let bytes = crate::list::compress(encoding, &body.bytes);
+            if let Some(k) = latest_index(encoding) {
+                let latest = &mut lock(&self.latest)[k];
+                if latest.as_ref().is_none_or(|(generation, _)| *generation < body.generation) {
+                    *latest = Some((body.generation, bytes.clone()));
+                }
+            }
+            bytes
+        })
+        .clone()
+    }
+
+    /// What to serve of `body` (installed, not stale) in `encoding`
+    /// (compressed): its variant if made; else, while it is made, the
+    /// newest variant of an older body that is not stale, so compressing a
+    /// large fleet after each sweep does not hold up every client polling
+    /// it. A change made through the API ([`mark_changed`](Self::mark_changed))
+    /// makes older variants stale: then requests wait for the new one.
+    pub fn variant(&self, body: &CachedBody, encoding: Encoding) -> Found {
+        if let Some(bytes) = body.index.encoded(encoding) {
+            return Found { variant: Variant::Ready(body.generation, bytes), first: false };
+        }
+        let first = body.index.start(encoding);
+        let wanted = self.wanted.load(Ordering::SeqCst);
+        if let Some(k) = latest_index(encoding) {
+            if let Some((generation, bytes)) = &lock(&self.latest)[k] {
+                if *generation >= wanted && *generation < body.generation {
+                    return Found { variant: Variant::Meanwhile(*generation, bytes.clone()), first };
+                }
+            }
+        }
+        Found { variant: Variant::Wait, first }
+    }
+
+    /// Whole bodies compressed so far (each encoding counts).
+    pub fn compressions(&self) -> u64 {
+        self.compressions.load(Ordering::Relaxed)
     }
 }
 
@@ -141,7 +244,7 @@ mod tests {
         assert!(!cache.is_stale(&served));
         assert_eq!(cache.rebuilds(), 2);
         // Fresh again: no rebuild for the next reads.
-        let again = cache.fresh(|| unreachable!("no rebuild"), |_: &u32| unreachable!());
+        let again = cache.fresh(|| unreachable!("no rebuild"), |_: &u32| -> Bytes { unreachable!() });
         assert_eq!(again.generation, served.generation);
         assert_eq!(cache.rebuilds(), 2);
     }
@@ -178,6 +281,32 @@ mod tests {
         assert_eq!(cache.rebuilds(), 2);
         assert!(cache.is_stale(&cache.get()), "installed, but from before the change");
         assert_eq!(cache.fresh(|| 1u32, |n| body(*n)).bytes, body(1));
+    }
+
+    #[test]
+    fn an_older_compressed_body_is_served_while_a_newer_one_is_made_unless_stale() {
+        let cache = ServersCache::new(body(0));
+        let first = cache.get();
+        let br = cache.encoded(&first, Encoding::Br);
+        assert_eq!(cache.compressions(), 1);
+        // A sweep (no change through the API): the old variant may stand in.
+        cache.rebuild(|| 1u32, |n| body(*n));
+        let second = cache.get();
+        let found = cache.variant(&second, Encoding::Br);
+        assert!(found.first, "the first to ask starts compressing");
+        assert!(matches!(found.variant, Variant::Meanwhile(1, ref b) if *b == br));
+        let found = cache.variant(&second, Encoding::Br);
+        assert!(!found.first);
+        assert!(matches!(found.variant, Variant::Meanwhile(1, _)));
+        assert!(matches!(cache.variant(&second, Encoding::Gzip).variant, Variant::Wait), "no gzip yet");
+        cache.encoded(&second, Encoding::Br);
+        assert!(matches!(cache.variant(&second, Encoding::Br).variant, Variant::Ready(2, _)));
+        assert_eq!(cache.compressions(), 2);
+        // A change through the API: older variants are stale.
+        cache.mark_changed();
+        cache.rebuild(|| 2u32, |n| body(*n));
+        let third = cache.get();
+        assert!(matches!(cache.variant(&third, Encoding::Br).variant, Variant::Wait));
     }
 
     #[test]

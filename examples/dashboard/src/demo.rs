@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use ipvtl_sim::{Fault, SimConfig, SimFleet};
 
-/// Starts a fleet of `n` simulated servers on loopback. The second to sixth
-/// servers (when there are that many) are hung, down, flapping, answering
-/// malformed JSON and stalled (running channels at 0 fps until restarted);
-/// the first always works. Returns the fleet and
+/// Starts a fleet of `n` simulated servers on loopback. The second to
+/// seventh servers (when there are that many) are hung, down, flapping,
+/// answering malformed JSON, stalled (running channels at 0 fps until
+/// restarted) and rejecting commands (every start and stop answers 500:
+/// healing a channel there fails until it is marked degraded); the first
+/// always works. Returns the fleet and
 /// the faults given, by server id.
 pub fn start(n: usize) -> io::Result<(SimFleet, Vec<(String, &'static str)>)> {
     let config =
@@ -21,6 +23,7 @@ pub fn start(n: usize) -> io::Result<(SimFleet, Vec<(String, &'static str)>)> {
         (Fault::Flapping { period: Duration::from_secs(20) }, "flapping"),
         (Fault::Malformed, "malformed"),
         (Fault::Stalled, "stalled"),
+        (Fault::RejectCommands, "rejecting commands"),
     ];
     let mut given = Vec::new();
     for (id, (fault, name)) in sim.ids().into_iter().skip(1).zip(faults) {

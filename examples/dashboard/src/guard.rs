@@ -8,7 +8,8 @@
 //! Without either, 401; with a key whose role is too low for the route,
 //! 403 naming the key, its role and the role needed, and nothing is done.
 //! Reads need no key (the page and the original tool's scripts read
-//! without one). Routes need `admin` to reload the servers file and
+//! without one). Routes need `admin` to reload the servers file, manage
+//! keys and set healing policies or the reconciler's settings, and
 //! `operator` for everything else that changes something.
 //!
 //! Same-origin means the browser's `Origin` names the host it addressed:
@@ -44,9 +45,17 @@ pub(crate) struct Who {
     pub role: Option<&'static str>,
 }
 
-/// The role a mutating request to `path` needs.
+/// The role a mutating request to `path` needs: `admin` to reload the
+/// servers file, manage keys, set healing policies and the reconciler's
+/// fleet-wide settings; `operator` for the rest (pausing and resuming
+/// healing included: the brake is an operator's).
 fn role_needed(path: &str) -> Role {
-    if path == "/api/servers/reload" || path == "/api/keys" || path.starts_with("/api/keys/") {
+    let admin = path == "/api/servers/reload"
+        || path == "/api/keys"
+        || path.starts_with("/api/keys/")
+        || path == "/api/reconciler"
+        || path.ends_with("/healing");
+    if admin {
         Role::Admin
     } else {
         Role::Operator
@@ -148,7 +157,7 @@ pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next:
         if let Some(o) = &allowed {
             cors_headers(resp.headers_mut(), o);
             let h = resp.headers_mut();
-            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, DELETE"));
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
                 HeaderValue::from_static("content-type, x-api-key, last-event-id"),

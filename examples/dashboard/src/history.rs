@@ -1,6 +1,9 @@
 //! Per-server history: a bounded ring of recent samples (cpu average and
 //! running channels), one per completed poll, for the page; the same
-//! samples go to the store's downsampled history (`crate::store`).
+//! samples go to the store's downsampled history (`crate::store`), held
+//! per bucket in memory and written when the bucket closes
+//! ([`History::write_closed`]) or when the API reads that server's
+//! history ([`History::write_server`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -9,7 +12,7 @@ use ipvtl_client::core::{ChannelState, Instant};
 use ipvtl_client::FleetSnapshot;
 use serde::Serialize;
 
-use crate::store::HistorySample;
+use crate::store::{HistoryBuckets, HistoryRetention, HistorySample, Store, StoreError};
 
 /// Samples kept per server.
 pub(crate) const HISTORY_LEN: usize = 120;
@@ -23,9 +26,24 @@ pub(crate) struct Sample {
     pub status: &'static str,
 }
 
+/// A bucket is written this long after it ends (polls are reported a
+/// little after they are made); a poll later still is added to the stored
+/// point by the next write.
+const CLOSE_AFTER_S: i64 = 1;
+/// The store's points are pruned at most this often.
+const PRUNE_EVERY_S: i64 = 60;
+/// Points held while the store refuses them (about 10 min of both steps
+/// at 10 000 servers); past this, the older are dropped.
+const HELD_MAX: usize = 1_000_000;
+
 #[derive(Default)]
 pub(crate) struct History {
     inner: Mutex<HistoryInner>,
+    /// Polls not written to the store yet, per bucket.
+    held: Mutex<HistoryBuckets>,
+    /// Held across each write to the store, so they reach it in order:
+    /// the Unix second of the last prune.
+    writing: smol::lock::Mutex<Option<i64>>,
 }
 
 #[derive(Default)]
@@ -76,6 +94,58 @@ impl History {
             ring.push_back(sample);
         }
         (latencies, stored)
+    }
+
+    /// Holds `polled` for the store at each step `retention` keeps.
+    pub fn hold(&self, polled: &[HistorySample], retention: &HistoryRetention) {
+        let steps: Vec<_> = retention.keep().iter().filter(|(_, k)| !k.is_zero()).map(|&(s, _)| s).collect();
+        if steps.is_empty() {
+            return;
+        }
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        for s in polled {
+            held.add(s, &steps);
+        }
+    }
+
+    /// Writes the buckets held that ended by `now` (Unix seconds), if any,
+    /// in one transaction that also prunes the store's points past their
+    /// keep when the last prune is a minute old.
+    pub async fn write_closed(&self, store: &Store, retention: &HistoryRetention, now: i64) -> Result<(), StoreError> {
+        let keep = retention.keep();
+        if keep.iter().all(|(_, kept)| kept.is_zero()) {
+            return Ok(());
+        }
+        let mut pruned = self.writing.lock().await;
+        let closed = self.held.lock().unwrap_or_else(|p| p.into_inner()).take_closed(now - CLOSE_AFTER_S);
+        if closed.is_empty() {
+            // Pruning rides on a write of points, never alone: a store that
+            // refuses new rows but lets old ones go must not look healthy.
+            return Ok(());
+        }
+        let prune = pruned.is_none_or(|at| now - at >= PRUNE_EVERY_S);
+        let result = store.write_history(&closed, prune.then_some((&keep[..], now))).await;
+        match result {
+            Ok(()) if prune => *pruned = Some(now),
+            Ok(()) => {}
+            Err(_) => self.held.lock().unwrap_or_else(|p| p.into_inner()).restore(closed, HELD_MAX),
+        }
+        result
+    }
+
+    /// Writes server `id`'s buckets held, open ones too, so the store
+    /// answers for every poll reported so far.
+    pub async fn write_server(&self, store: &Store, id: &str) -> Result<(), StoreError> {
+        let _writing = self.writing.lock().await;
+        let taken = self.held.lock().unwrap_or_else(|p| p.into_inner()).take_server(id);
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let result = store.write_history(&taken, None).await;
+        if result.is_err() {
+            self.held.lock().unwrap_or_else(|p| p.into_inner()).restore(taken, HELD_MAX);
+        }
+        result
     }
 
     pub fn series(&self, id: &str) -> Vec<Sample> {

@@ -11,6 +11,8 @@
 //! | `state.error_message` | `error` (also written) |
 //! | `state.channels[].name` (`"Channel N"`) | none: derived from `id` |
 //! | `state.channels[].action` | the `ActionProgressView` under way on it |
+//! | `state.channels[].desired` | what the channel should be doing, when managed (absent: unmanaged) |
+//! | `state.channels[].drift` | its `DriftView` while it drifts (absent otherwise) |
 //! | action answer `success` | `ok` (also written) |
 //! | action answer `message` | `summary` (also written) |
 //!
@@ -18,7 +20,11 @@
 
 use std::collections::HashMap;
 
-use ipvtl_client::wire::{ActionProgressView, ActionReportView, ChannelView, PollView, ServerConfigView, ServerView};
+use ipvtl_client::core::{ActionProgress, Desired, Drift, Instant, ServerId};
+use ipvtl_client::wire::{
+    ActionProgressView, ActionReportView, ChannelView, DriftView, PollView, ServerConfigView, ServerView, Wall,
+};
+use ipvtl_client::{Cluster, ManagedServer};
 use serde::Serialize;
 
 use crate::timefmt::iso_from_ms;
@@ -50,32 +56,65 @@ struct LegacyChannel<'a> {
     name: String,
     /// The action under way on this channel, if any.
     action: Option<&'a ActionProgressView>,
+    /// What it should be doing, when managed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    desired: Option<&'static str>,
+    /// How it drifts from that, while it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift: Option<&'a DriftView>,
     #[serde(flatten)]
     view: &'a ChannelView,
 }
 
-/// Actions under way, by server, then channel.
-pub(crate) type ActionsByChannel = HashMap<String, HashMap<u32, ActionProgressView>>;
+/// What the channel objects carry beside the channel's own view: actions
+/// under way, desired state and drift, by server, then channel.
+#[derive(Default)]
+pub(crate) struct ChannelContext {
+    actions: HashMap<String, HashMap<u32, ActionProgressView>>,
+    managed: HashMap<String, ManagedServer>,
+    drifts: HashMap<String, HashMap<u32, DriftView>>,
+}
 
-/// Indexes the actions under way for [`LegacyServer::new`].
-pub(crate) fn actions_by_channel(actions: impl IntoIterator<Item = ActionProgressView>) -> ActionsByChannel {
-    let mut by: ActionsByChannel = HashMap::new();
-    for a in actions {
-        by.entry(a.server_id.clone()).or_default().insert(a.channel_id, a);
+impl ChannelContext {
+    /// Indexes what is under way, managed and drifting, as of `now`.
+    pub fn new(
+        actions: &[ActionProgress],
+        managed: HashMap<ServerId, ManagedServer>,
+        drifts: &[Drift],
+        now: Instant,
+        wall: Wall<'_>,
+    ) -> Self {
+        let mut c = ChannelContext::default();
+        for a in actions.iter().map(ActionProgressView::from) {
+            c.actions.entry(a.server_id.clone()).or_default().insert(a.channel_id, a);
+        }
+        c.managed = managed.into_iter().map(|(id, m)| (id.to_string(), m)).collect();
+        for d in drifts {
+            c.drifts.entry(d.server.to_string()).or_default().insert(d.channel.get(), DriftView::new(d, now, wall));
+        }
+        c
     }
-    by
+
+    /// The context of every channel the cluster has now.
+    pub fn of(cluster: &Cluster) -> Self {
+        let wall = Wall(cluster.clock());
+        ChannelContext::new(&cluster.actions(), cluster.managed(), &cluster.drifts(), cluster.now(), wall)
+    }
 }
 
 impl<'a> LegacyServer<'a> {
-    pub fn new(view: &'a ServerView, actions: &'a ActionsByChannel) -> Self {
-        LegacyServer { config: &view.config, state: LegacyState::new(view, actions) }
+    pub fn new(view: &'a ServerView, context: &'a ChannelContext) -> Self {
+        LegacyServer { config: &view.config, state: LegacyState::new(view, context) }
     }
 }
 
 impl<'a> LegacyState<'a> {
-    pub fn new(view: &'a ServerView, actions: &'a ActionsByChannel) -> Self {
+    pub fn new(view: &'a ServerView, context: &'a ChannelContext) -> Self {
         let s = &view.state;
         let id = view.config.id.as_str();
+        let actions = context.actions.get(id);
+        let managed = context.managed.get(id);
+        let drifts = context.drifts.get(id);
         LegacyState {
             server_id: id,
             status: s.health,
@@ -87,7 +126,9 @@ impl<'a> LegacyState<'a> {
                 .iter()
                 .map(|ch| LegacyChannel {
                     name: format!("Channel {}", ch.id),
-                    action: actions.get(id).and_then(|m| m.get(&ch.id)),
+                    action: actions.and_then(|m| m.get(&ch.id)),
+                    desired: managed.and_then(|m| m.of(ch.id)).map(Desired::as_str),
+                    drift: drifts.and_then(|m| m.get(&ch.id)),
                     view: ch,
                 })
                 .collect(),

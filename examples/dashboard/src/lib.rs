@@ -2,8 +2,9 @@
 //!
 //! The operator's dashboard over an [`ipvtl_client::Cluster`]: the original
 //! tool's JSON API (same paths, same field names) plus server-sent events,
-//! Prometheus metrics, per-server history, batches, maintenance mode and an
-//! audit log, and an embedded one-page UI.
+//! Prometheus metrics, per-server history, batches, maintenance mode, desired
+//! state with opt-in healing, a store and an audit log, and an embedded
+//! one-page UI.
 //!
 //! [`app`] builds the HTTP application from an [`AppState`] and never touches
 //! a socket, so tests call it directly; [`serve`] runs it on a listener and
@@ -21,10 +22,12 @@ mod guard;
 mod history;
 pub mod keys;
 mod legacy;
+mod list;
 mod metrics;
 pub mod options;
 mod page;
 mod pump;
+pub mod reconcile;
 mod routes;
 mod serve;
 mod state;

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipvtl_client::{load_servers, Cluster};
+use ipvtl_client::core::ServersFile;
+use ipvtl_client::{load_servers_file, Cluster};
 use ipvtl_dashboard::keys::{hash_token, new_token};
 use ipvtl_dashboard::options::{self, Command, KeysAction, Options};
 use ipvtl_dashboard::store::DEFAULT_STORE;
@@ -91,7 +92,7 @@ fn run(o: &Options) -> Result<(), Fatal> {
     }
 
     let mut settings = o.settings();
-    let (servers, sim, servers_path) = match o.demo {
+    let (file, sim, servers_path) = match o.demo {
         Some(n) => {
             let (sim, faults) = ipvtl_dashboard::demo::start(n)
                 .map_err(|e| Fatal(1, format!("cannot start the simulated fleet: {e}")))?;
@@ -99,19 +100,22 @@ fn run(o: &Options) -> Result<(), Fatal> {
                 println!("demo: {id} is {fault}");
             }
             settings.interval = o.poll_interval.unwrap_or(Duration::from_secs(2));
-            (sim.servers(), Some(sim), None)
+            let mut file = ServersFile::default();
+            file.servers = sim.servers();
+            (file, Some(sim), None)
         }
         None => {
-            let servers = load_servers(&o.servers).map_err(|e| Fatal(1, format!("cannot load the servers: {e}")))?;
-            (servers, None, Some(o.servers.clone()))
+            // The servers, and the desired state and healing declared with them.
+            let file = load_servers_file(&o.servers).map_err(|e| Fatal(1, format!("cannot load the servers: {e}")))?;
+            (file, None, Some(o.servers.clone()))
         }
     };
-    let count = servers.len();
+    let count = file.servers.len();
     // No sweep before the state's event pump has subscribed: the first
     // sweep's events (a channel already stalled, a server already down) go
     // to the SSE replay and the audit like every later one.
     let background = std::mem::replace(&mut settings.background, false);
-    let cluster = Cluster::new(servers, settings).map_err(|e| Fatal(1, e.to_string()))?;
+    let cluster = Cluster::from_declared(file, settings).map_err(|e| Fatal(1, e.to_string()))?;
 
     let audit_path = o.audit_log.clone().unwrap_or_else(|| match o.demo {
         Some(_) => std::env::temp_dir().join("ipvtl-dashboard-demo-audit.jsonl"),
@@ -145,6 +149,22 @@ fn run(o: &Options) -> Result<(), Fatal> {
     if !restored.interrupted_batches.is_empty() {
         let ids: Vec<String> = restored.interrupted_batches.iter().map(u64::to_string).collect();
         println!("store: batches {} were running when the dashboard stopped: marked interrupted", ids.join(", "));
+    }
+    for entry in &restored.interrupted_actions {
+        let what = &entry["opened"];
+        println!(
+            "store: {} of channel {} on {} was under way when the dashboard stopped: audited as interrupted",
+            what["action"].as_str().unwrap_or("an action"),
+            what["channel_id"],
+            what["server_id"].as_str().unwrap_or("?")
+        );
+    }
+    let settings = &restored.settings;
+    if settings.applied > 0 {
+        println!("store: {} desired-state, healing and reconciler settings made through the API", settings.applied);
+    }
+    for skipped in &settings.skipped {
+        eprintln!("ipvtl-dashboard: a stored setting was not applied (kept in the store): {skipped}");
     }
     state.cluster().set_background(background);
 

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 
 use ipvtl_client::core::ChannelState;
-use ipvtl_client::{FleetSnapshot, Health};
+use ipvtl_client::{FleetSnapshot, Health, ReconcilerStatus};
 
 use crate::store::WriteHealth;
 
@@ -27,6 +27,8 @@ struct Counters {
     latency_count: u64,
     latency_sum: f64,
     sse_dropped: u64,
+    heals: BTreeMap<&'static str, u64>,
+    heals_degraded: u64,
 }
 
 impl Metrics {
@@ -58,12 +60,27 @@ impl Metrics {
         }
     }
 
+    /// A heal ended (`ok`, `failed`) or, in dry run, was planned.
+    pub fn heal(&self, outcome: &'static str) {
+        *self.lock().heals.entry(outcome).or_default() += 1;
+    }
+
+    pub fn heal_degraded(&self) {
+        self.lock().heals_degraded += 1;
+    }
+
     pub fn sse_dropped(&self) {
         self.lock().sse_dropped += 1;
     }
 
     /// Prometheus text format 0.0.4.
-    pub fn render(&self, fleet: &FleetSnapshot, sse_clients: usize, store: &WriteHealth) -> String {
+    pub fn render(
+        &self,
+        fleet: &FleetSnapshot,
+        reconciler: &ReconcilerStatus,
+        sse_clients: usize,
+        store: &WriteHealth,
+    ) -> String {
         let mut o = String::with_capacity(256 + fleet.servers.len() * 900);
         let out = &mut o;
         header(out, "ipvtl_server_up", "gauge", "1 when the server answered its last poll with a good status.");
@@ -139,7 +156,66 @@ impl Metrics {
                 }
             }
         }
+        header(
+            out,
+            "ipvtl_channel_stalled",
+            "gauge",
+            "1 while a running channel looks stalled; reason zero_fps or uptime_frozen.",
+        );
+        for s in &fleet.servers {
+            for (ch, reason) in &s.state.stalled {
+                let id = esc(s.config.id.as_str());
+                let _ =
+                    writeln!(out, "ipvtl_channel_stalled{{server=\"{id}\",channel=\"{ch}\",reason=\"{reason}\"}} 1");
+            }
+        }
+        header(out, "ipvtl_channel_drift", "gauge", "1 while a managed channel drifts from its desired state.");
+        for d in &fleet.drifts {
+            let _ = writeln!(
+                out,
+                "ipvtl_channel_drift{{server=\"{}\",channel=\"{}\"}} 1",
+                esc(d.server.as_str()),
+                d.channel
+            );
+        }
+        header(
+            out,
+            "ipvtl_channel_degraded",
+            "gauge",
+            "1 while healing has given up on a channel (its restart limit).",
+        );
+        for d in fleet.drifts.iter().filter(|d| d.degraded) {
+            let _ = writeln!(
+                out,
+                "ipvtl_channel_degraded{{server=\"{}\",channel=\"{}\"}} 1",
+                esc(d.server.as_str()),
+                d.channel
+            );
+        }
+        let r = reconciler;
+        for (name, help, v) in [
+            (
+                "ipvtl_channels_managed",
+                "Channels with a desired state (not counting servers in maintenance).",
+                r.managed,
+            ),
+            ("ipvtl_channels_drifting", "Managed channels drifting from their desired state.", fleet.drifts.len()),
+            ("ipvtl_heals_in_flight", "Heals under way.", r.heals_in_flight),
+            ("ipvtl_reconciler_paused", "1 while an operator has paused healing.", usize::from(r.config.paused)),
+            ("ipvtl_reconciler_storm", "1 while the storm guard holds every heal.", usize::from(r.storm)),
+            ("ipvtl_reconciler_dry_run", "1 while heals are reported, not done.", usize::from(r.config.dry_run)),
+        ] {
+            header(out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {v}");
+        }
         let c = self.lock();
+        header(out, "ipvtl_heals_total", "counter", "Heals by outcome: ok, failed, or planned (dry run).");
+        for outcome in ["ok", "failed", "planned"] {
+            let n = c.heals.get(outcome).copied().unwrap_or(0);
+            let _ = writeln!(out, "ipvtl_heals_total{{outcome=\"{outcome}\"}} {n}");
+        }
+        header(out, "ipvtl_heals_degraded_total", "counter", "Channels marked degraded after their restart limit.");
+        let _ = writeln!(out, "ipvtl_heals_degraded_total {}", c.heals_degraded);
         header(out, "ipvtl_poll_latency_seconds", "histogram", "Round-trip time of /status polls.");
         for (i, b) in BUCKETS.iter().enumerate() {
             let _ = writeln!(out, "ipvtl_poll_latency_seconds_bucket{{le=\"{b}\"}} {}", c.latency_buckets[i]);
@@ -148,7 +224,14 @@ impl Metrics {
         let _ = writeln!(out, "ipvtl_poll_latency_seconds_sum {}", c.latency_sum);
         let _ = writeln!(out, "ipvtl_poll_latency_seconds_count {}", c.latency_count);
         header(out, "ipvtl_actions_total", "counter", "Channel actions finished, by kind and outcome.");
-        for ((kind, outcome), n) in &c.actions {
+        // Every series from the start (at 0), so `increase()` sees the first.
+        let mut actions = c.actions.clone();
+        for kind in ["start", "stop", "restart"] {
+            for outcome in ["ok", "failed", "refused"] {
+                actions.entry((kind.to_string(), outcome.to_string())).or_default();
+            }
+        }
+        for ((kind, outcome), n) in &actions {
             let _ = writeln!(out, "ipvtl_actions_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {n}");
         }
         header(out, "ipvtl_sweeps_total", "counter", "Sweeps of the whole fleet finished.");

@@ -1,19 +1,22 @@
 //! [`AppState`]: the cluster and everything the dashboard keeps beside it.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use ipvtl_client::core::ActionProgress;
-use ipvtl_client::wire::{ActionProgressView, ServerView, Wall};
-use ipvtl_client::{Cluster, FleetSnapshot};
+use ipvtl_client::core::ServerId;
+use ipvtl_client::wire::{ServerView, Wall};
+use ipvtl_client::{Cluster, FleetSnapshot, ManagedServer};
+use serde_json::Value;
 
-use crate::audit::{AuditEntry, AuditLog};
+use crate::audit::{AuditEntry, AuditEvent, AuditLog, DASHBOARD};
 use crate::batch::Batches;
 use crate::cache::{CachedBody, ServersCache};
 use crate::events::EventHub;
 use crate::history::History;
-use crate::legacy::{actions_by_channel, LegacyServer};
+use crate::legacy::ChannelContext;
+use crate::list::Rendered;
 use crate::metrics::Metrics;
 use crate::store::{AuditRow, HistoryRetention, HistorySample, Store, StoreError};
 
@@ -82,6 +85,13 @@ pub(crate) struct Inner {
     /// next sweep, once it takes writes again. Held across every audit
     /// write, so entries reach the store in order.
     unwritten: smol::lock::Mutex<Vec<AuditRow>>,
+    /// Held while a desired-state, healing or reconciler setting is
+    /// audited, stored and applied: one change at a time.
+    pub settings_lock: smol::lock::Mutex<()>,
+    /// This run of the dashboard (its start, Unix ms): keys of the actions
+    /// it opens in the store's ledger start with it.
+    run: u64,
+    opened: std::sync::atomic::AtomicU64,
     nudge: smol::channel::Sender<()>,
 }
 
@@ -102,6 +112,9 @@ impl AppState {
         // The pump must not lose events (batch progress, audit) when the
         // first sweep of a large fleet reports every server at once.
         let events = cluster.subscribe_with_buffer(PUMP_BUFFER);
+        // The write-ahead rule holds for heals too: the pump records each
+        // heal the reconciler asks for, then confirms it.
+        cluster.set_confirm_heals(true);
         let cache = ServersCache::new(render_servers(&cluster, &ServersSnapshot::take(&cluster)));
         let inner = Arc::new(Inner {
             cluster,
@@ -112,6 +125,9 @@ impl AppState {
             metrics: Metrics::default(),
             batches: Batches::default(),
             unwritten: smol::lock::Mutex::default(),
+            settings_lock: smol::lock::Mutex::default(),
+            run: crate::timefmt::unix_ms(std::time::SystemTime::now()),
+            opened: std::sync::atomic::AtomicU64::new(0),
             nudge,
         });
         crate::pump::spawn(Arc::downgrade(&inner), events, nudged);
@@ -134,12 +150,16 @@ impl AppState {
     }
 
     /// Brings back what the store kept (call once, before serving):
-    /// maintenance flags of servers in the list, recent batches (those that
-    /// never finished show `interrupted`), and batch numbering after the
-    /// last stored batch, so a new batch never takes an old one's id.
+    /// maintenance flags of servers in the list, desired state, healing and
+    /// the reconciler's settings made through the API, recent batches
+    /// (those that never finished show `interrupted`), and batch numbering
+    /// after the last stored batch, so a new batch never takes an old one's
+    /// id.
     pub async fn restore(&self) -> Result<Restored, StoreError> {
         let store = self.store();
-        let mut restored = Restored::default();
+        let settings = crate::reconcile::restore(self.cluster(), &store.settings().await?);
+        let mut restored = Restored { settings, ..Restored::default() };
+        restored.interrupted_actions = self.close_interrupted(store.open_actions().await?).await?;
         for id in store.maintenance().await? {
             if self.cluster().set_maintenance(&id, true).is_ok() {
                 restored.maintenance.push(id);
@@ -157,6 +177,43 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Audits each action a crash cut short (opened in the store's ledger,
+    /// never closed) as `action_interrupted`, closing it, and says so on
+    /// the event stream. Returns the interrupted entries.
+    async fn close_interrupted(&self, open: Vec<(String, String)>) -> Result<Vec<Value>, StoreError> {
+        let mut entries = Vec::new();
+        let mut rows = Vec::new();
+        for (key, opened) in open {
+            let opened: Value = serde_json::from_str(&opened).unwrap_or(Value::String(opened));
+            let event = AuditEvent::ActionInterrupted {
+                server_id: opened["server_id"].as_str().map(String::from),
+                channel_id: opened["channel_id"].as_u64(),
+                action: opened["action"].as_str().map(String::from),
+                opened,
+            };
+            let entry = event.by_actor(Some(DASHBOARD)).closing(&key);
+            if let Ok(row) = entry.row() {
+                rows.push(row);
+                entries.push(serde_json::to_value(&entry).unwrap_or_default());
+            }
+        }
+        if rows.is_empty() {
+            return Ok(entries);
+        }
+        self.store().append_audit(&rows).await?;
+        if let Err(e) = self.audit().append(&rows, true) {
+            eprintln!("ipvtl-dashboard: cannot write the audit mirror: {e}");
+        }
+        for e in &entries {
+            let mut data = e.clone();
+            data["kind"] = "action_interrupted".into();
+            self.inner.hub.publish("action_interrupted", data.to_string());
+        }
+        Ok(entries)
+    }
+}
+
 /// What [`AppState::restore`] brought back.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Restored {
@@ -165,6 +222,11 @@ pub struct Restored {
     /// Batches that were running when the dashboard stopped, now marked
     /// `interrupted`.
     pub interrupted_batches: Vec<u64>,
+    /// Actions under way when the dashboard stopped, now audited as
+    /// `action_interrupted` (those entries).
+    pub interrupted_actions: Vec<Value>,
+    /// Desired state, healing and reconciler settings made through the API.
+    pub settings: crate::reconcile::RestoredSettings,
 }
 
 impl AppState {
@@ -192,6 +254,22 @@ impl AppState {
 }
 
 impl Inner {
+    /// A key for a request to act, unique to it (see [`AuditRow::opens`]).
+    pub(crate) fn request_key(&self) -> String {
+        let n = self.opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}:request-{n}", self.run)
+    }
+
+    /// The key of the reconciler's heal request `ticket` of this run.
+    pub(crate) fn heal_key(&self, ticket: u64) -> String {
+        format!("{}:heal-{ticket}", self.run)
+    }
+
+    /// The key of action `id` of this run (a batch's or the reconciler's).
+    pub(crate) fn action_key(&self, id: u64) -> String {
+        format!("{}:action-{id}", self.run)
+    }
+
     /// Records a write-ahead audit entry: committed to the store and synced
     /// to the mirror when this returns; an error means nothing may be done.
     pub(crate) async fn audit_now(&self, entry: &AuditEntry) -> Result<(), String> {
@@ -243,20 +321,18 @@ impl Inner {
         }
     }
 
-    /// Adds the polls to the store's downsampled history (one transaction),
-    /// reporting a failure on stderr.
+    /// Adds the polls to the store's downsampled history: held per bucket
+    /// (neither step kept: nothing is), and the buckets that have closed
+    /// written in one transaction, reporting a failure on stderr (they
+    /// are held for the next try).
     pub(crate) async fn persist_history(&self, polled: &[HistorySample]) {
         if polled.is_empty() {
             return;
         }
         self.flush_audit().await;
-        let keep = self.config.history.keep();
-        if keep.iter().all(|(_, kept)| kept.is_zero()) {
-            // Neither step kept: no history is written at all.
-            return;
-        }
+        self.history.hold(polled, &self.config.history);
         let now = crate::timefmt::unix_now_s();
-        if let Err(e) = self.config.store.record_history(polled, &keep, now).await {
+        if let Err(e) = self.history.write_closed(&self.config.store, &self.config.history, now).await {
             eprintln!("ipvtl-dashboard: {e}");
         }
     }
@@ -287,20 +363,21 @@ impl Inner {
 pub(crate) struct ServersSnapshot {
     fleet: FleetSnapshot,
     actions: Vec<ActionProgress>,
+    managed: HashMap<ServerId, ManagedServer>,
 }
 
 impl ServersSnapshot {
     fn take(cluster: &Cluster) -> Self {
-        ServersSnapshot { fleet: cluster.snapshot(), actions: cluster.actions() }
+        ServersSnapshot { fleet: cluster.snapshot(), actions: cluster.actions(), managed: cluster.managed() }
     }
 }
 
-/// Serializes the fleet in the original tool's shape.
-fn render_servers(cluster: &Cluster, s: &ServersSnapshot) -> Bytes {
+/// Serializes the fleet in the original tool's shape, indexed per server
+/// for filters and pages ([`crate::list`]).
+fn render_servers(cluster: &Cluster, s: &ServersSnapshot) -> Rendered {
     let wall = Wall(cluster.clock());
     let fleet = &s.fleet;
-    let actions = actions_by_channel(s.actions.iter().map(ActionProgressView::from));
+    let context = ChannelContext::new(&s.actions, s.managed.clone(), &fleet.drifts, fleet.taken_at, wall);
     let views: Vec<ServerView> = fleet.servers.iter().map(|s| ServerView::new(s, fleet.taken_at, wall)).collect();
-    let legacy: Vec<LegacyServer<'_>> = views.iter().map(|v| LegacyServer::new(v, &actions)).collect();
-    Bytes::from(serde_json::to_vec(&legacy).unwrap_or_else(|_| b"[]".to_vec()))
+    crate::list::render(&views, &context)
 }

@@ -22,6 +22,8 @@ const chanErr = new Map();      // "id|ch" -> {msg, ok}
 const selected = new Set();     // "id|ch"
 const live = new Map();         // "id|ch" -> {state, at}: channel states from events
 let config = { auth_required: false, history_len: 120 };
+let recon = null;               // GET /api/reconciler: healing's fleet-wide state (null: not offered)
+const drifting = new Set();     // ids of servers with a drifting channel (their drift ages tick)
 let etag = null, fetchedAt = 0, lastFetchOk = true;
 let apiKey = localStorage.getItem("ipvtl.apiKey") || "";
 const SPARK = 30;
@@ -33,7 +35,20 @@ function fmtAge(s) {
   if (s < 5400) return Math.round(s / 60) + "m";
   return Math.round(s / 3600) + "h";
 }
-function showBanner(msg) { const b = $("banner"); b.textContent = msg || ""; b.classList.toggle("show", !!msg); }
+// The banner says why the list cannot be fetched (cleared by the next good
+// fetch) and why a header control failed (cleared after a while or by its
+// next success): one does not wipe the other.
+let bannerFetch = "", bannerOp = "", bannerOpTimer = null;
+function drawBanner() {
+  const b = $("banner"), msg = [bannerFetch, bannerOp].filter(Boolean).join(" · ");
+  b.textContent = msg; b.classList.toggle("show", !!msg);
+}
+function showBanner(msg) { bannerFetch = msg || ""; drawBanner(); }
+function showOpError(msg) {
+  bannerOp = msg || ""; drawBanner();
+  clearTimeout(bannerOpTimer);
+  if (msg) bannerOpTimer = setTimeout(() => showOpError(""), 15000);
+}
 
 // ---- API ----
 async function api(method, path, body) {
@@ -87,9 +102,10 @@ async function loadServers() {
         const l = live.get(keyOf(id, ch.id));
         if (l && fetchedAt - l.at < 1500) ch.state = l.state;
       }
+      if (s.state.channels.some(ch => ch.drift)) drifting.add(id); else drifting.delete(id);
       servers.set(id, s);
     }
-    for (const id of Array.from(servers.keys())) if (!seen.has(id)) { servers.delete(id); spark.delete(id); }
+    for (const id of Array.from(servers.keys())) if (!seen.has(id)) { servers.delete(id); spark.delete(id); drifting.delete(id); }
     scheduleRender();
   } catch (e) {
     lastFetchOk = false;
@@ -97,12 +113,61 @@ async function loadServers() {
   }
 }
 
-let loadTimer = null, loadQueued = false;
-function requestLoad() {            // coalesce reloads triggered by events: at most one per second
-  if (loadTimer) { loadQueued = true; return; }
-  loadServers();
-  loadTimer = setTimeout(() => { loadTimer = null; if (loadQueued) { loadQueued = false; requestLoad(); } }, 1000);
+// Coalesces reloads triggered by events: `fn` runs at most once a second.
+function throttled(fn) {
+  let timer = null, queued = false;
+  const go = () => {
+    if (timer) { queued = true; return; }
+    fn();
+    timer = setTimeout(() => { timer = null; if (queued) { queued = false; go(); } }, 1000);
+  };
+  return go;
 }
+const requestLoad = throttled(loadServers);
+
+// Healing's fleet-wide state for the header switch. A dashboard without
+// the reconciler API (404) hides the switch; other failures keep the last.
+async function loadReconciler() {
+  try {
+    applyReconciler(await api("GET", "/api/reconciler"));
+  } catch (e) {
+    if (e.status === 404) applyReconciler(null);
+  }
+}
+const requestReconciler = throttled(loadReconciler);
+function applyReconciler(r) {
+  recon = r && typeof r.paused === "boolean" ? r : null;
+  renderHealing();
+}
+function renderHealing() {
+  const box = $("healing");
+  box.hidden = !recon;
+  if (!recon) return;
+  // An operator's pause says more than the storm guard, which says more
+  // than dry run.
+  const mode = recon.paused ? "paused" : recon.storm ? "storm" : recon.dry_run ? "dry" : "on";
+  const st = $("heal-state");
+  st.className = mode;
+  st.textContent = t("healing_" + mode);
+  st.title = t("healing_tip");
+  const count = $("heal-count");
+  count.textContent = t("heal_counts", { troubled: recon.troubled, managed: recon.managed });
+  count.title = t("heal_counts_tip", { troubled: recon.troubled, managed: recon.managed, inflight: recon.heals_in_flight });
+  $("heal-toggle").textContent = t(recon.paused ? "heal_resume" : "heal_pause");
+}
+$("heal-toggle").onclick = async () => {
+  if (!recon) return;
+  const btn = $("heal-toggle");
+  btn.disabled = true;
+  try {
+    applyReconciler(await api("POST", "/api/reconciler/" + (recon.paused ? "resume" : "pause")));
+    showOpError("");
+  } catch (e) {
+    showOpError(t("heal_failed", { e: e.message }));
+  } finally {
+    btn.disabled = false;
+  }
+};
 
 async function loadHistory() {
   try {
@@ -120,7 +185,7 @@ let es = null;
 function connectEvents() {
   if (es) es.close();
   es = new EventSource("/api/events");
-  es.onopen = () => { setLive(true); requestLoad(); };
+  es.onopen = () => { setLive(true); requestLoad(); requestReconciler(); };
   es.onerror = () => setLive(false);
   const on = (name, fn) => es.addEventListener(name, ev => { try { fn(JSON.parse(ev.data)); } catch (e) { console.error(e); } });
   on("channel_state_changed", d => {
@@ -150,7 +215,15 @@ function connectEvents() {
   on("batch_finished", d => showBatch(d.batch_id, d.reports.length, d.reports.length, d));
   on("sweep_finished", () => requestLoad());
   on("refreshed", () => requestLoad());
-  on("resync", () => { etag = null; requestLoad(); });
+  on("resync", () => { etag = null; requestLoad(); requestReconciler(); });
+  // Drift and healing: the list carries each channel's drift, the
+  // reconciler its counts; both are fetched again (coalesced).
+  for (const name of ["drift_started", "drift_ended", "heal_planned", "heal_started", "heal_finished", "heal_degraded"]) {
+    on(name, () => { requestLoad(); requestReconciler(); });
+  }
+  on("healing_paused", () => { requestLoad(); requestReconciler(); });
+  on("healing_resumed", () => { requestLoad(); requestReconciler(); });
+  on("reconciler", d => applyReconciler(d));
 }
 function setLive(on) {
   const l = $("live");
@@ -191,7 +264,9 @@ function matches(s) {
   if (fs === "stale" && !st.stale) return false;
   if (fs === "maintenance" && !st.maintenance) return false;
   if (fs && fs !== "stale" && fs !== "maintenance" && st.status !== fs) return false;
-  if (fc && !st.channels.some(ch => ch.state === fc)) return false;
+  if (fc === "drifting") { if (!st.channels.some(ch => ch.drift)) return false; }
+  else if (fc === "degraded") { if (!st.channels.some(ch => ch.drift && ch.drift.degraded)) return false; }
+  else if (fc && !st.channels.some(ch => ch.state === fc)) return false;
   return true;
 }
 
@@ -211,13 +286,15 @@ function channelHtml(s, ch) {
   let note = "";
   if (busy) note = '<div class="busy">' + esc(t("working", { action: t((ours && ours.action) || ch.action.action) })) + (ch.action && ch.action.phase ? " (" + esc(ch.action.phase) + ")" : "") + "</div>";
   else if (e) {
-    const msg = e.key ? t(e.key, { ...e.vars, action: t(e.vars.action) }) : e.msg;
+    const msg = e.key ? t(e.key, trVars(e.vars)) : e.msg;
     note = '<div class="' + (e.ok ? "busy" : "err") + '">' + esc(msg) + "</div>";
   }
   // Running but making no frames: the transcoder's input died. Derived from
   // the status the server reported, so it clears on the next good poll.
   const stalled = ch.stall != null;
-  return '<div class="channel' + (stalled ? " stalled" : "") + '" data-channel="' + ch.id + '" data-state="' + esc(ch.state) + '"' +
+  const d = ch.drift;
+  const cls = (stalled ? " stalled" : "") + (d ? (d.degraded ? " degraded" : " drift") : "");
+  return '<div class="channel' + cls + '" data-channel="' + ch.id + '" data-state="' + esc(ch.state) + '"' +
     (stalled ? ' title="' + esc(t("stalled_tip_" + ch.stall)) + '"' : "") + ">" +
     '<div class="top"><input type="checkbox" class="sel" aria-label="select"' + (selected.has(k) ? " checked" : "") + '>' +
     "<label>" + esc(t("channel", { n: ch.id })) + "</label>" +
@@ -225,11 +302,46 @@ function channelHtml(s, ch) {
     // matters, the tooltip why.
     (stalled ? '<span class="badge stalled">' + esc(t("stalled")) + "</span>"
       : '<span class="badge ' + esc(ch.state) + '">' + esc(t(ch.state)) + "</span>") + "</div>" +
+    wantHtml(s, ch) +
     '<div class="status">' + esc(ch.status) + "</div>" +
     '<div class="acts">' +
     '<button data-act="start"' + (ch.state === "running" ? " disabled" : disabled) + ">" + esc(t("start")) + "</button>" +
     '<button data-act="stop"' + (ch.state !== "running" ? " disabled" : disabled) + ">" + esc(t("stop")) + "</button>" +
-    '<button data-act="restart"' + disabled + ">" + esc(t("restart")) + "</button></div>" + note + "</div>";
+    '<button data-act="restart"' + disabled + ">" + esc(t("restart")) + "</button>" +
+    '<button data-menu="desired" aria-haspopup="menu" title="' + esc(t("desired_btn")) + '" aria-label="' + esc(t("desired_btn")) + '">⋯</button>' +
+    "</div>" + note + "</div>";
+}
+
+// Message values that are themselves message keys (an action, a desired
+// state): translated when drawn, so a language switch translates them too.
+function trVars(vars) {
+  const out = { ...vars };
+  for (const k of ["action", "desired"]) if (out[k] != null) out[k] = t(out[k]);
+  return out;
+}
+
+function driftAge(s, d) { return fmtAge((d.drift_ms + (Date.now() - s._at)) / 1000); }
+
+// A managed channel's desired state next to the observed one, and while it
+// drifts: for how long and why, whether healing gave up (with a retry), or
+// a heal under way. Nothing at all for an unmanaged channel in step.
+function wantHtml(s, ch) {
+  const d = ch.drift;
+  if (!ch.desired && !d) return "";
+  let h = "";
+  if (ch.desired) h += '<span class="badge want">' + esc(t("wants", { state: t(ch.desired) })) + "</span>";
+  if (d) {
+    const tip = t("drift_tip", { desired: t(d.desired), observed: t(d.observed),
+      since: new Date(d.since_at * 1000).toLocaleTimeString(), n: d.attempts });
+    h += '<span class="badge drift" title="' + esc(tip) + '"><span class="dage">' + esc(t("drift_for", { age: driftAge(s, d) })) + "</span>" +
+      (d.stall ? " · " + esc(t("stall_" + d.stall)) : "") + "</span>";
+    if (d.healing_action_id != null) h += '<span class="badge healing">' + esc(t("healing_now")) + "</span>";
+    if (d.degraded) {
+      h += '<span class="badge degraded" title="' + esc(t("degraded_tip", { n: d.attempts })) + '">' + esc(t("degraded")) + "</span>" +
+        '<button data-heal="retry">' + esc(t("retry_heal")) + "</button>";
+    }
+  }
+  return '<div class="want">' + h + "</div>";
 }
 
 function cardHtml(s) {
@@ -367,6 +479,106 @@ async function serverAction(id, what) {
   }
 }
 
+function channelPath(id, ch) { return "/api/servers/" + encodeURIComponent(id) + "/channels/" + encodeURIComponent(ch); }
+function findChannel(id, ch) { const s = servers.get(id); return s && s.state.channels.find(c => c.id === ch); }
+
+// `desired` is running, idle or unmanaged (a setting made here, which wins
+// over the servers file), or "" to clear this channel's setting.
+async function setDesired(id, ch, desired) {
+  const ok = await confirmDialog(t("confirm_desired", { ch, server: id, desired: t(desired ? "desired_" + desired : "desired_clear") }));
+  if (!ok) return;
+  const k = keyOf(id, ch);
+  chanErr.delete(k);
+  touch(id);
+  try {
+    if (desired) {
+      const r = await api("PUT", channelPath(id, ch) + "/desired", { desired });
+      // A channel's own setting is the most specific one: it is in force.
+      const c = findChannel(id, ch);
+      if (c) { if (r.desired === "unmanaged") delete c.desired; else c.desired = r.desired; }
+      chanErr.set(k, { key: "desired_set", vars: { desired: "desired_" + r.desired }, ok: true });
+    } else {
+      await api("DELETE", channelPath(id, ch) + "/desired");
+      chanErr.set(k, { key: "desired_cleared", ok: true });
+    }
+  } catch (e) {
+    chanErr.set(k, { msg: e.message, ok: false });
+  } finally {
+    touch(id);
+    etag = null;
+    requestLoad();
+    requestReconciler();
+  }
+}
+
+async function retryHealing(id, ch) {
+  if (!(await confirmDialog(t("confirm_retry", { ch, server: id })))) return;
+  const k = keyOf(id, ch);
+  chanErr.delete(k);
+  touch(id);
+  try {
+    const r = await api("DELETE", channelPath(id, ch) + "/degraded");
+    chanErr.set(k, { key: r && r.cleared ? "retry_ok" : "retry_none", ok: true });
+  } catch (e) {
+    chanErr.set(k, { msg: e.message, ok: false });
+  } finally {
+    touch(id);
+    etag = null;
+    requestLoad();
+  }
+}
+
+// The desired-state menu: one for the page rather than a control in each of
+// thousands of channel cards, placed under the button that opened it
+// (through the CSSOM: the policy allows no style attribute).
+let menuFor = null, menuOpener = null;
+function openMenu(btn, id, ch) {
+  const m = $("desired-menu");
+  const c = findChannel(id, ch);
+  const cur = (c && c.desired) || "unmanaged";
+  $("desired-title").textContent = t("desired_title", { ch, server: id });
+  for (const b of m.querySelectorAll("button[data-desired]")) {
+    if (b.dataset.desired) b.setAttribute("aria-checked", String(b.dataset.desired === cur));
+    else b.title = t("desired_clear_tip");
+  }
+  m.hidden = false;
+  const r = btn.getBoundingClientRect(), w = m.offsetWidth, h = m.offsetHeight;
+  // In page coordinates (the menu scrolls with the page); above the
+  // button when there is no room below it.
+  m.style.left = window.scrollX + Math.max(4, Math.min(r.left, document.documentElement.clientWidth - w - 4)) + "px";
+  m.style.top = window.scrollY + (r.bottom + 4 + h > window.innerHeight ? Math.max(4, r.top - 4 - h) : r.bottom + 4) + "px";
+  menuFor = { id, ch };
+  menuOpener = btn;
+  m.querySelector("button").focus();
+}
+function closeMenu(refocus) {
+  if (!menuFor) return;
+  $("desired-menu").hidden = true;
+  menuFor = null;
+  if (refocus && menuOpener && menuOpener.isConnected) menuOpener.focus();
+  menuOpener = null;
+}
+$("desired-menu").addEventListener("click", ev => {
+  const b = ev.target.closest("button[data-desired]");
+  if (!b || !menuFor) return;
+  const { id, ch } = menuFor;
+  closeMenu();
+  setDesired(id, ch, b.dataset.desired);
+});
+$("desired-menu").addEventListener("keydown", ev => {
+  const items = Array.from($("desired-menu").querySelectorAll("button"));
+  const i = items.indexOf(document.activeElement);
+  if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+    ev.preventDefault();
+    items[(i + (ev.key === "ArrowDown" ? 1 : items.length - 1)) % items.length].focus();
+  }
+});
+document.addEventListener("keydown", ev => { if (ev.key === "Escape") closeMenu(true); });
+document.addEventListener("click", ev => {
+  if (menuFor && !ev.target.closest("#desired-menu, button[data-menu]")) closeMenu();
+});
+window.addEventListener("resize", () => closeMenu());
+
 $("grid").addEventListener("click", ev => {
   const card = ev.target.closest(".server");
   if (!card) return;
@@ -375,6 +587,11 @@ $("grid").addEventListener("click", ev => {
   if (btn && btn.dataset.act) {
     const ch = Number(btn.closest(".channel").dataset.channel);
     channelAction(id, ch, btn.dataset.act);
+  } else if (btn && btn.dataset.menu === "desired") {
+    const ch = Number(btn.closest(".channel").dataset.channel);
+    if (menuFor && menuFor.id === id && menuFor.ch === ch) closeMenu(); else openMenu(btn, id, ch);
+  } else if (btn && btn.dataset.heal === "retry") {
+    retryHealing(id, Number(btn.closest(".channel").dataset.channel));
   } else if (btn && btn.dataset.sact) {
     serverAction(id, btn.dataset.sact);
   }
@@ -441,7 +658,7 @@ function setRefresh() {
   if (refreshTimer) clearInterval(refreshTimer);
   const ms = Number($("refresh").value);
   localStorage.setItem("ipvtl.refresh", String(ms));
-  refreshTimer = ms ? setInterval(loadServers, ms) : null;
+  refreshTimer = ms ? setInterval(() => { loadServers(); loadReconciler(); }, ms) : null;
 }
 $("refresh").value = localStorage.getItem("ipvtl.refresh") || "5000";
 $("refresh").onchange = setRefresh;
@@ -455,6 +672,8 @@ function applyLang() {
   i18n.translatePage();
   $("lang").textContent = i18n.lang() === "zh" ? "English" : "中文";
   setLive(es && es.readyState === 1);
+  renderHealing();
+  closeMenu();
   for (const c of cards.values()) { c.dirty = true; c.drawn = false; }
   scheduleRender();
 }
@@ -480,6 +699,14 @@ setInterval(() => {
       if (span) span.textContent = t("age", { s: fmtAge(s.state.status_age_ms / 1000 + (Date.now() - s._at) / 1000) });
     }
   }
+  for (const id of drifting) {
+    const s = servers.get(id), c = cards.get(id);
+    if (!s || !c || !inView.has(id)) continue;
+    for (const span of c.el.querySelectorAll(".dage")) {
+      const ch = s.state.channels.find(x => x.id === Number(span.closest(".channel").dataset.channel));
+      if (ch && ch.drift) span.textContent = t("drift_for", { age: driftAge(s, ch.drift) });
+    }
+  }
 }, 1000);
 
 (async function start() {
@@ -489,6 +716,7 @@ setInterval(() => {
     $("keybtn").hidden = !config.auth_required;
   } catch (e) { showBanner(t("fetch_failed", { e: e.message })); }
   await loadServers();
+  loadReconciler();
   loadHistory();
   connectEvents();
   setRefresh();

@@ -1,12 +1,14 @@
 //! Crashes around the dashboard, against the real binary over a real
-//! socket: `kill -9` in the middle of a batch leaves an audit log that
-//! reads whole and shows the batch, and a `servers.json` torn at any byte
+//! socket: `kill -9` in the middle of a batch and of a single restart
+//! leaves an audit log that reads whole and shows them, and the next start
+//! audits each unfinished action as interrupted (once, with an event), and a `servers.json` torn at any byte
 //! (an editor or a deploy dying mid-write) never replaces the live
 //! configuration.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::process::{file_args, Dashboard};
@@ -36,15 +38,22 @@ fn audit_lines(path: &std::path::Path) -> Vec<Value> {
 }
 
 #[test]
-fn kill_9_mid_batch_leaves_a_readable_audit_log_with_the_batch() {
+fn kill_9_mid_batch_and_mid_restart_leaves_a_readable_audit_then_marks_them_interrupted() {
     // Channels all running; a stop takes a minute: the batch stays in its
     // first actions until the dashboard is killed.
     let sim = common::running_sim(3, Duration::from_secs(60), Duration::from_millis(100));
     let (dir, path) = common::servers_file(&sim, "kill9-batch", JsonForm::Object);
     let audit = dir.join("audit.jsonl");
-    let mut d = Dashboard::spawn(&file_args(&path, &audit, &["--channel-stop-timeout", "600"]));
+    let store = format!("sqlite:{}", dir.join("ipvtl.db").display());
+    let args = ["--channel-stop-timeout", "600", "--store", store.as_str()];
+    let mut d = Dashboard::spawn(&file_args(&path, &audit, &args));
     d.wait_first_sweep();
     sim.reset_records();
+    // A single restart, stuck in its stop when the dashboard dies.
+    let single = format!("/api/servers/{}/channels/3/restart", sim.ids()[0]);
+    let addr = d.addr;
+    std::thread::spawn(move || common::process::http(addr, "POST", &single, None));
+    common::wait_until("the single restart's stop is sent", || stops(&sim).len() == 1);
 
     let body = json!({"action": "restart", "filter": {"channels": [1, 2]}, "max_parallel": 2});
     let (code, started) = d.post_json("/api/batch", &body);
@@ -52,12 +61,13 @@ fn kill_9_mid_batch_leaves_a_readable_audit_log_with_the_batch() {
     assert_eq!(started["count"], 6, "{started}");
     let batch = started["batch_id"].as_u64().expect("a batch id");
     common::wait_until("two actions are under way and audited", || {
-        stops(&sim).len() == 2 && audit_lines(&audit).iter().filter(|e| e["event"] == "action_started").count() == 2
+        stops(&sim).len() == 3 && audit_lines(&audit).iter().filter(|e| e["event"] == "action_started").count() == 2
     });
     let (_, entry) = d.get(&format!("/api/batches/{batch}"));
     assert_eq!(entry["state"], "running", "{entry}");
     d.kill(); // SIGKILL
-    let stopped = stops(&sim);
+    let mut stopped = stops(&sim);
+    assert!(stopped.remove(&(sim.ids()[0].clone(), 3)), "the single restart's stop");
 
     let text = std::fs::read_to_string(&audit).expect("the audit log exists");
     assert!(text.ends_with('\n'), "no torn last line: {text:?}");
@@ -99,6 +109,47 @@ fn kill_9_mid_batch_leaves_a_readable_audit_log_with_the_batch() {
     for id in sim.ids() {
         assert!(sim.record(&id).unwrap().commands.iter().all(|c| c.action != Action::Start), "no start sent to {id}");
     }
+
+    // The next start on the same store: each action requested and never
+    // finished is audited as interrupted, and an event says so.
+    let d = Dashboard::spawn(&file_args(&path, &audit, &args));
+    let (_, kept) = d.get("/api/audit?limit=1000");
+    let interrupted: BTreeSet<(String, u64)> = kept["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "action_interrupted")
+        .map(|e| {
+            assert_eq!(e["who"], "dashboard", "{e}");
+            (e["server_id"].as_str().unwrap().to_string(), e["channel_id"].as_u64().unwrap())
+        })
+        .collect();
+    let mut want = audited.clone();
+    want.insert((sim.ids()[0].clone(), 3));
+    assert_eq!(interrupted, want, "the batch's two actions and the single restart");
+    let (_, entry) = d.get(&format!("/api/batches/{batch}"));
+    assert_eq!(entry["state"], "interrupted", "{entry}");
+    let mut s = std::net::TcpStream::connect(d.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    write!(s, "GET /api/events HTTP/1.1\r\nHost: {}\r\nLast-Event-ID: 0\r\n\r\n", d.addr).unwrap();
+    let mut text = Vec::new();
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&text);
+    let said = text.lines().filter(|l| *l == "event: action_interrupted").count();
+    assert_eq!(said, 3, "one event per interrupted action:\n{text}");
+    // Said once: a third start finds nothing open.
+    drop(d);
+    let d = Dashboard::spawn(&file_args(&path, &audit, &args));
+    let (_, kept) = d.get("/api/audit?limit=1000");
+    let n = kept["entries"].as_array().unwrap().iter().filter(|e| e["event"] == "action_interrupted").count();
+    assert_eq!(n, 3, "audited once");
+    drop(d);
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -161,23 +161,44 @@ fn keys_are_enforced_by_role_on_every_route_class() {
     let refresh = format!("/api/servers/{}/refresh", ids[1]);
     let batch = json!({"action": "restart", "filter": {"servers": [ids[1]], "channels": [2]}, "dry_run": true});
     let on = json!({"enabled": false});
-    // (path, body, the role it needs)
-    let routes: [(&str, Option<&Value>, &str); 5] = [
-        (&action, None, "operator"),
-        ("/api/batch", Some(&batch), "operator"),
-        (&maintenance, Some(&on), "operator"),
-        (&refresh, None, "operator"),
-        ("/api/servers/reload", None, "admin"),
+    let desired = format!("/api/servers/{}/channels/3/desired", ids[1]);
+    let server_desired = format!("/api/servers/{}/desired", ids[2]);
+    let healing = format!("/api/servers/{}/healing", ids[2]);
+    let channel_healing = format!("/api/servers/{}/channels/3/healing", ids[1]);
+    let degraded = format!("/api/servers/{}/channels/3/degraded", ids[1]);
+    let idle = json!({"desired": "unmanaged"});
+    let off = json!({"enabled": false});
+    let settings = json!({"dry_run": false});
+    // (method, path, body, the role it needs)
+    let routes: [(&str, &str, Option<&Value>, &str); 18] = [
+        ("POST", &action, None, "operator"),
+        ("POST", "/api/batch", Some(&batch), "operator"),
+        ("POST", &maintenance, Some(&on), "operator"),
+        ("POST", &refresh, None, "operator"),
+        ("POST", "/api/servers/reload", None, "admin"),
+        ("PUT", &desired, Some(&idle), "operator"),
+        ("DELETE", &desired, None, "operator"),
+        ("PUT", &server_desired, Some(&idle), "operator"),
+        ("DELETE", &server_desired, None, "operator"),
+        ("PUT", "/api/tags/rack-b/desired", Some(&idle), "operator"),
+        ("DELETE", "/api/tags/rack-b/desired", None, "operator"),
+        ("DELETE", &degraded, None, "operator"),
+        ("POST", "/api/reconciler/pause", None, "operator"),
+        ("POST", "/api/reconciler/resume", None, "operator"),
+        ("PUT", &healing, Some(&off), "admin"),
+        ("PUT", &channel_healing, Some(&off), "admin"),
+        ("DELETE", "/api/tags/rack-b/healing", None, "admin"),
+        ("PUT", "/api/reconciler", Some(&settings), "admin"),
     ];
     let rank = |r: &str| ["viewer", "operator", "admin"].iter().position(|x| *x == r).unwrap();
     let before = sim.record(&ids[1]).unwrap().commands.len();
-    for (path, body, need) in routes {
-        let (code, answer) = d.send("POST", path, None, body);
-        assert_eq!(code, 401, "no key, {path}: {answer}");
-        let (code, answer) = d.send("POST", path, Some("ipvtl_wrong"), body);
-        assert_eq!(code, 401, "a wrong key, {path}: {answer}");
+    for (method, path, body, need) in routes {
+        let (code, answer) = d.send(method, path, None, body);
+        assert_eq!(code, 401, "no key, {method} {path}: {answer}");
+        let (code, answer) = d.send(method, path, Some("ipvtl_wrong"), body);
+        assert_eq!(code, 401, "a wrong key, {method} {path}: {answer}");
         for (key, role) in [(&viewer, "viewer"), (&operator, "operator"), (&admin, "admin")] {
-            let (code, answer) = d.send("POST", path, Some(key), body);
+            let (code, answer) = d.send(method, path, Some(key), body);
             if rank(role) < rank(need) {
                 assert_eq!(code, 403, "{role} on {path}: {answer}");
                 let detail = answer["detail"].as_str().unwrap();
@@ -187,7 +208,7 @@ fn keys_are_enforced_by_role_on_every_route_class() {
                 assert!(code < 400 || code == 409, "{role} on {path}: {code} {answer}");
             }
         }
-        let (code, answer) = d.send("POST", path, Some("flag-secret"), body);
+        let (code, answer) = d.send(method, path, Some("flag-secret"), body);
         assert!(code < 400 || code == 409, "--api-key is an admin key, {path}: {code} {answer}");
     }
     // Reads need no key.
@@ -206,6 +227,17 @@ fn keys_are_enforced_by_role_on_every_route_class() {
     let names: Vec<&str> = requested.iter().filter_map(|e| e["who"]["key"].as_str()).collect();
     assert_eq!(names, ["night-shift", "lead", "--api-key"], "{requested:?}");
     assert_eq!(requested[0]["who"]["role"], "operator");
+    let by_viewer: Vec<&Value> = events.iter().filter(|e| e["who"]["key"] == "wall-screen").collect();
+    assert!(by_viewer.is_empty(), "a refused request is neither done nor audited: {by_viewer:?}");
+    // An operator sets desired state and pauses healing; policies are the admin's.
+    let by_operator: Vec<String> = events
+        .iter()
+        .filter(|e| e["who"]["key"] == "night-shift")
+        .map(|e| format!("{} {}", e["event"].as_str().unwrap(), e["setting"].as_str().unwrap_or("")))
+        .collect();
+    assert!(by_operator.contains(&"desired_set ".to_string()), "{by_operator:?}");
+    assert!(by_operator.contains(&"reconciler_changed ".to_string()), "pause and resume: {by_operator:?}");
+    assert!(!by_operator.iter().any(|e| e.contains("healing")), "{by_operator:?}");
     let everything = format!("{events:?}");
     for token in [&viewer, &operator, &admin] {
         assert!(!everything.contains(token.as_str()));

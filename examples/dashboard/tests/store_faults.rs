@@ -20,9 +20,13 @@ use sqlx::{Connection, SqliteConnection};
 const TABLES: [&str; 4] = ["audit", "batches", "maintenance", "history"];
 
 fn refuse_writes(db: &str, refuse: bool) {
+    refuse_writes_to(db, &TABLES, refuse);
+}
+
+fn refuse_writes_to(db: &str, tables: &[&str], refuse: bool) {
     smol::block_on(async {
         let mut c = SqliteConnection::connect(db).await.expect("a second connection to the store");
-        for table in TABLES {
+        for table in tables {
             let sql = if refuse {
                 format!(
                     "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} \
@@ -106,6 +110,73 @@ fn a_store_refusing_writes_refuses_actions_and_shows_on_health_and_metrics() {
     let (_, audit) = d.get("/api/audit?limit=1000");
     let events: Vec<&str> = audit["entries"].as_array().unwrap().iter().filter_map(|e| e["event"].as_str()).collect();
     assert_eq!(events, ["action_requested", "action_finished"], "only what was done is recorded: {audit}");
+
+    // A desired state the store cannot keep is not applied either: it
+    // would be lost at the next restart.
+    refuse_writes_to(&store, &["reconcile_settings"], true);
+    let desired = format!("/api/servers/{id}/channels/2/desired");
+    let (code, body) = d.send("PUT", &desired, None, Some(&serde_json::json!({"desired": "idle"})));
+    assert_eq!(code, 503, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("nothing was changed"), "{body}");
+    assert_eq!(d.get("/api/desired").1, serde_json::json!([]), "not applied");
+    let (code, body) = d.post("/api/reconciler/pause");
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(d.get("/api/reconciler").1["paused"], false);
+    refuse_writes_to(&store, &["reconcile_settings"], false);
+    let (code, body) = d.send("PUT", &desired, None, Some(&serde_json::json!({"desired": "idle"})));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(d.get("/api/desired").1.as_array().map(Vec::len), Some(1));
+    drop(d);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The write-ahead rule holds for heals: while the store refuses writes,
+/// a heal the reconciler wants cannot be recorded, so it is not started and
+/// nothing is sent; once the store takes writes, it is recorded, then done.
+#[test]
+fn a_heal_that_cannot_be_recorded_is_not_started() {
+    let sim = common::running_sim(2, Duration::from_millis(100), Duration::from_millis(50));
+    let (dir, servers) = common::servers_file(&sim, "store-refuses-heals", JsonForm::Object);
+    let path = dir.join("ipvtl.db");
+    let store = format!("sqlite:{}", path.display());
+    let audit = dir.join("audit.jsonl");
+    let d = Dashboard::spawn(&file_args(&servers, &audit, &["--store", &store, "--poll-interval", "0.2"]));
+    d.wait_first_sweep();
+    let id = sim.ids()[0].clone();
+
+    refuse_writes(&store, true);
+    sim.reset_records();
+    // The file now wants channel 3 idle (it runs), healed at once.
+    let mut file: Value = serde_json::from_slice(&std::fs::read(&servers).unwrap()).unwrap();
+    file["servers"][0]["channels"] = serde_json::json!({"3": "idle"});
+    file["servers"][0]["healing"] = serde_json::json!({"grace": 0, "limit": 3, "backoff": 0.1});
+    std::fs::write(&servers, serde_json::to_vec(&file).unwrap()).unwrap();
+    let (code, body) = d.post("/api/servers/reload");
+    assert_eq!(code, 200, "{body}");
+    common::wait_until("channel 3 drifts", || {
+        d.get("/api/drift").1["drifts"].as_array().is_some_and(|v| v.iter().any(|x| x["channel_id"] == 3))
+    });
+    let polled = status_requests(&sim);
+    common::wait_until("a few more polls", || status_requests(&sim) >= polled + 6);
+    assert_eq!(commands(&sim), 0, "no heal is sent while its request cannot be recorded");
+
+    refuse_writes(&store, false);
+    common::wait_until("the heal is done", || {
+        sim.record(&id).unwrap().commands.iter().any(|c| c.channel == 3 && c.action == ipvtl_sim::Action::Stop)
+    });
+    common::wait_until("the heal's end is audited", || {
+        let (_, audit) = d.get("/api/audit?limit=1000");
+        audit["entries"].as_array().unwrap().iter().any(|e| e["event"] == "action_finished" && e["who"] == "reconciler")
+    });
+    let (_, audit) = d.get("/api/audit?limit=1000");
+    let events: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["who"] == "reconciler")
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert_eq!(events, ["heal_requested", "heal_started", "action_finished"], "recorded first, then done");
     drop(d);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -25,9 +25,12 @@ pub(super) async fn channel_action(
     let channel = parse_channel(&channel)?;
     let who = who.map(|Extension(w)| w);
     let action = kind.as_str();
-    // Write-ahead: the intent is on disk before anything can be sent.
+    // Write-ahead: the intent is on disk before anything can be sent, and
+    // the action is in the store's ledger of those under way until its
+    // end is recorded (a crash in between leaves it there: see restore).
+    let key = st.inner.request_key();
     let requested = AuditEvent::ActionRequested { server_id: id.clone(), channel_id: channel, action };
-    audit_now(&st, &requested.by(who.clone())).await?;
+    audit_now(&st, &requested.by(who.clone()).opening(&key)).await?;
     let pending = match st.cluster().submit(&id, channel, kind) {
         Ok(p) => p,
         Err(e) => {
@@ -38,7 +41,7 @@ pub(super) async fn channel_action(
                 outcome: e.kind(),
                 detail: e.to_string(),
             };
-            st.inner.audit_record(&[refused.by(who)]).await;
+            st.inner.audit_record(&[refused.by(who).closing(&key)]).await;
             return Err(ApiError::from_client(&e));
         }
     };
@@ -65,7 +68,7 @@ pub(super) async fn channel_action(
                 detail: e.to_string(),
             },
         };
-        audit_state.inner.audit_record(&[event.by(who)]).await;
+        audit_state.inner.audit_record(&[event.by(who).closing(&key)]).await;
         result
     })
     .await;

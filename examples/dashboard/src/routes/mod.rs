@@ -1,12 +1,14 @@
 //! Routes, by resource: [`servers`] (the fleet, one server, history,
 //! refresh, maintenance, reload), [`actions`] (channel actions and those
-//! under way), [`batches`], and [`ops`] (health, config, metrics, events,
+//! under way), [`batches`], [`reconcile`] (desired state, healing, drift,
+//! the reconciler's switch), and [`ops`] (health, config, metrics, events,
 //! audit). The page itself is [`crate::page`]. Shared here: the router,
 //! the security headers, and reading paths and bodies.
 
 mod actions;
 mod batches;
 mod ops;
+mod reconcile;
 mod servers;
 
 use axum::body::Body;
@@ -15,7 +17,7 @@ use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
@@ -56,6 +58,25 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/servers/{id}/maintenance", post(servers::maintenance))
         .route("/api/history", get(servers::history_all))
         .route("/api/servers/{id}/channels/{channel}/{action}", post(actions::channel_action))
+        .route("/api/reconciler", get(reconcile::reconciler).put(reconcile::configure))
+        .route("/api/reconciler/pause", post(reconcile::pause))
+        .route("/api/reconciler/resume", post(reconcile::resume))
+        .route("/api/drift", get(reconcile::drift))
+        .route("/api/desired", get(reconcile::desired_list))
+        .route("/api/healing", get(reconcile::healing_list))
+        .route(
+            "/api/servers/{id}/channels/{channel}/desired",
+            put(reconcile::put_desired).delete(reconcile::delete_desired),
+        )
+        .route("/api/servers/{id}/desired", put(reconcile::put_desired).delete(reconcile::delete_desired))
+        .route("/api/tags/{tag}/desired", put(reconcile::put_desired).delete(reconcile::delete_desired))
+        .route(
+            "/api/servers/{id}/channels/{channel}/healing",
+            put(reconcile::put_healing).delete(reconcile::delete_healing),
+        )
+        .route("/api/servers/{id}/healing", put(reconcile::put_healing).delete(reconcile::delete_healing))
+        .route("/api/tags/{tag}/healing", put(reconcile::put_healing).delete(reconcile::delete_healing))
+        .route("/api/servers/{id}/channels/{channel}/degraded", delete(reconcile::clear_degraded))
         .route("/api/actions", get(actions::list))
         .route("/api/batch", post(batches::submit))
         .route("/api/batches", get(batches::list))

@@ -47,7 +47,13 @@ pub(super) async fn config(State(st): State<AppState>) -> Json<Value> {
 }
 
 pub(super) async fn metrics(State(st): State<AppState>) -> Response {
-    let text = st.inner.metrics.render(&st.cluster().snapshot(), st.inner.hub.clients(), &st.store().write_health());
+    let c = st.cluster();
+    let text = st.inner.metrics.render(
+        &c.snapshot(),
+        &c.reconciler_status(),
+        st.inner.hub.clients(),
+        &st.store().write_health(),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 

@@ -1,22 +1,26 @@
 //! The fleet and its servers: lists, one server, history, refresh,
 //! maintenance, reload.
 
-use axum::body::Body;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use ipvtl_client::wire::{ActionProgressView, ReloadView, ServerView, SnapshotView, Wall};
+use ipvtl_client::wire::{ReloadView, ServerView, SnapshotView, Wall};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{audit_now, json, json_body, path, ApiResult};
 use crate::audit::AuditEvent;
+use crate::cache::{CachedBody, Variant};
 use crate::error::ApiError;
 use crate::guard::Who;
 use crate::history::HISTORY_LEN;
-use crate::legacy::{actions_by_channel, LegacyServer, LegacyState};
+use crate::legacy::{ChannelContext, LegacyServer, LegacyState};
+use crate::list::{compress, negotiate, Encoding, ListQuery, FILTERED_COMPRESS_MAX};
 use crate::state::AppState;
 use crate::store::HistoryStep;
 use crate::timefmt::iso_from_ms;
@@ -25,24 +29,112 @@ use crate::timefmt::iso_from_ms;
 /// body. The event pump rebuilds it after polls; after a change made through
 /// the API ([`AppState::invalidate`]) the first request rebuilds it if the
 /// pump has not yet, so a client always reads what it just did.
-pub(super) async fn list(State(st): State<AppState>, headers: HeaderMap) -> Response {
+///
+/// Compressed (br or gzip) when `Accept-Encoding` asks, from variants made
+/// once per body. With `status`, `tag`, `q`, `limit`, `cursor` or `fields`
+/// in the query, the answer is `{"servers": [...], "next_cursor", "total"}`
+/// made of the body's per-server fragments ([`crate::list`]).
+pub(super) async fn list(State(st): State<AppState>, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
+    let query = match ListQuery::parse(raw.as_deref()) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
     let mut cached = st.inner.cache.get();
     if st.inner.cache.is_stale(&cached) {
         let st = st.clone();
         cached = smol::unblock(move || st.servers_body()).await;
     }
-    let etag = format!("\"{}\"", cached.generation);
-    let mut resp = if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        ([(header::CONTENT_TYPE, "application/json")], Body::from(cached.bytes.clone())).into_response()
+    let encoding = negotiate(headers.get(header::ACCEPT_ENCODING));
+    let mut resp = match query {
+        None => whole(&st, cached, encoding, &headers).await,
+        Some(query) => {
+            let etag = query.etag(cached.generation, encoding);
+            if none_match(&headers, &etag) {
+                not_modified(&etag)
+            } else {
+                // Small pages are compressed here, per request; large
+                // answers go out as they are (see `FILTERED_COMPRESS_MAX`).
+                let (bytes, encoding) = smol::unblock(move || {
+                    let page = query.answer(&cached.bytes, &cached.index);
+                    if encoding != Encoding::Identity && page.len() <= FILTERED_COMPRESS_MAX {
+                        (compress(encoding, &page), encoding)
+                    } else {
+                        (Bytes::from(page), Encoding::Identity)
+                    }
+                })
+                .await;
+                json_bytes(bytes, encoding, &etag)
+            }
+        }
     };
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    resp
+}
+
+/// The whole list in `encoding`, or 304. A compressed variant is made once
+/// per body by the first request that asks (off the executor); while it is
+/// made, the others are served the previous one if it is not stale
+/// ([`crate::cache::ServersCache::variant`]).
+async fn whole(st: &AppState, cached: Arc<CachedBody>, encoding: Encoding, headers: &HeaderMap) -> Response {
+    let etag_of = |generation: u64| format!("\"{generation}{}\"", encoding.etag_suffix());
+    let variant = match encoding {
+        Encoding::Identity => Variant::Ready(cached.generation, cached.bytes.clone()),
+        _ => {
+            let found = st.inner.cache.variant(&cached, encoding);
+            if found.first {
+                let (st, cached) = (st.clone(), cached.clone());
+                smol::unblock(move || st.inner.cache.encoded(&cached, encoding)).detach();
+            }
+            found.variant
+        }
+    };
+    let (etag, bytes) = match variant {
+        Variant::Ready(generation, bytes) | Variant::Meanwhile(generation, bytes) => (etag_of(generation), bytes),
+        Variant::Wait => {
+            let etag = etag_of(cached.generation);
+            if none_match(headers, &etag) {
+                return not_modified(&etag);
+            }
+            let st = st.clone();
+            // Waits for the one compression of this body (under way).
+            (etag, smol::unblock(move || st.inner.cache.encoded(&cached, encoding)).await)
+        }
+    };
+    if none_match(headers, &etag) {
+        return not_modified(&etag);
+    }
+    json_bytes(bytes, encoding, &etag)
+}
+
+fn not_modified(etag: &str) -> Response {
+    let mut resp = StatusCode::NOT_MODIFIED.into_response();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
+}
+
+fn json_bytes(bytes: Bytes, encoding: Encoding, etag: &str) -> Response {
+    let mut resp = ([(header::CONTENT_TYPE, "application/json")], Body::from(bytes)).into_response();
+    let h = resp.headers_mut();
+    if let Some(v) = encoding.header() {
+        h.insert(header::CONTENT_ENCODING, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp
+}
+
+/// True when `If-None-Match` names `etag` (or is `*`); weak tags compare
+/// as strong ones (RFC 9110 §13.1.2).
+fn none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|t| {
+        let t = t.trim();
+        t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
+    })
 }
 
 /// `GET /api/fleet`: the whole fleet in the wire vocabulary.
@@ -55,11 +147,11 @@ fn one_server(st: &AppState, id: &str, state_only: bool) -> ApiResult {
     let c = st.cluster();
     let snap = c.server(id).map_err(|e| ApiError::from_client(&e))?;
     let view = ServerView::new(&snap, c.now(), Wall(c.clock()));
-    let actions = actions_by_channel(c.actions().iter().map(ActionProgressView::from));
+    let context = ChannelContext::of(c);
     if state_only {
-        json(&LegacyState::new(&view, &actions))
+        json(&LegacyState::new(&view, &context))
     } else {
-        json(&LegacyServer::new(&view, &actions))
+        json(&LegacyServer::new(&view, &context))
     }
 }
 
@@ -119,6 +211,11 @@ pub(super) async fn history(
             "step: {} points are not kept by this dashboard ({flag} is 0)",
             step.as_str()
         )));
+    }
+    // The polls held for this server, open buckets too: the answer has
+    // every poll reported so far.
+    if let Err(e) = st.inner.history.write_server(st.store(), &id).await {
+        eprintln!("ipvtl-dashboard: {e}");
     }
     let points = st
         .store()

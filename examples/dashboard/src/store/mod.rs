@@ -14,6 +14,7 @@
 //! Rows hold the wire views' JSON (`entry` columns), never a dialect of
 //! their own; the other columns are what is looked up or ordered by.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -28,14 +29,18 @@ use sqlx::{Row, SqlSafeStr};
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, "history", include_str!("../../migrations/sqlite/0002_history.sql")),
+    (3, "reconcile", include_str!("../../migrations/sqlite/0003_reconcile.sql")),
+    (4, "history_compact", include_str!("../../migrations/sqlite/0004_history_compact.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
     (2, "history", include_str!("../../migrations/postgres/0002_history.sql")),
+    (3, "reconcile", include_str!("../../migrations/postgres/0003_reconcile.sql")),
+    (4, "history_compact", include_str!("../../migrations/postgres/0004_history_compact.sql")),
 ];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The default store of a dashboard started from a servers file.
 pub const DEFAULT_STORE: &str = "sqlite:ipvtl.db";
@@ -75,7 +80,9 @@ macro_rules! on_pool {
     };
 }
 
+mod buckets;
 mod history;
+pub use buckets::HistoryBuckets;
 pub use history::{HistoryPoint, HistoryRetention, HistorySample, HistoryStep};
 
 /// The dashboard's store. Cheap to clone (the pools and the write health
@@ -85,6 +92,8 @@ pub struct Store {
     pool: Pool,
     shown: String,
     writes: Arc<Mutex<WriteHealth>>,
+    /// The history's numbers for server ids, as committed.
+    history_ids: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 /// How the store's writes (audit, batches, maintenance, history) have gone:
@@ -198,7 +207,7 @@ impl Store {
         } else {
             return Err(fail("not a store: use sqlite:PATH or postgres://USER@HOST/DB".into()));
         };
-        let store = Store { pool, shown, writes: Arc::default() };
+        let store = Store { pool, shown, writes: Arc::default(), history_ids: Arc::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -282,19 +291,41 @@ impl Store {
 
     // The audit log.
 
-    /// Appends audit entries in one transaction (committed when this returns).
+    /// Appends audit entries in one transaction (committed when this
+    /// returns), opening and closing the actions they say (see
+    /// [`AuditRow::opens`]) in the same transaction.
     pub async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
         let sql = "INSERT INTO audit (at, event, key_name, entry) VALUES ($1, $2, $3, $4)";
+        let open = "INSERT INTO open_actions (open_key, opened_at, entry) VALUES ($1, $2, $3) \
+                    ON CONFLICT (open_key) DO NOTHING";
+        let close = "DELETE FROM open_actions WHERE open_key = $1";
         let result = on_pool!(self, |p| async {
             let mut tx = p.begin().await?;
             for r in rows {
                 sqlx::query(sql).bind(r.at).bind(&r.event).bind(&r.key_name).bind(&r.entry).execute(&mut *tx).await?;
+                if let Some(key) = &r.opens {
+                    sqlx::query(open).bind(key).bind(r.at).bind(&r.entry).execute(&mut *tx).await?;
+                }
+                if let Some(key) = &r.closes {
+                    sqlx::query(close).bind(key).execute(&mut *tx).await?;
+                }
             }
             tx.commit().await
         }
         .await)
         .map_err(|e| self.err("cannot record the audit entry", e));
         self.noted(result)
+    }
+
+    /// The actions opened and never closed (their opening entries' JSON,
+    /// by key), oldest first: at start, those a crash cut short.
+    pub async fn open_actions(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let sql = "SELECT open_key, entry FROM open_actions ORDER BY opened_at, open_key";
+        on_pool!(self, |p| sqlx::query(sql)
+            .fetch_all(p)
+            .await
+            .and_then(|rows| { rows.iter().map(|r| Ok((r.try_get("open_key")?, r.try_get("entry")?))).collect() }))
+        .map_err(|e| self.err("cannot read the actions under way", e))
     }
 
     /// The latest `limit` audit entries (their JSON), oldest first.
@@ -419,6 +450,47 @@ impl Store {
         .map_err(|e| self.err("cannot check the API key", e))
     }
 
+    // Desired state, healing and the reconciler's settings (API-made).
+
+    /// Records a setting of `kind` at `scope_key` (replacing the one there).
+    pub async fn put_setting(&self, kind: &str, scope_key: &str, entry: &str, at: f64) -> Result<(), StoreError> {
+        let sql = "INSERT INTO reconcile_settings (kind, scope_key, changed_at, entry) VALUES ($1, $2, $3, $4) \
+                   ON CONFLICT (kind, scope_key) DO UPDATE SET changed_at = excluded.changed_at, entry = excluded.entry";
+        let result = on_pool!(self, |p| sqlx::query(sql)
+            .bind(kind)
+            .bind(scope_key)
+            .bind(at)
+            .bind(entry)
+            .execute(p)
+            .await
+            .map(drop))
+        .map_err(|e| self.err("cannot record the setting", e));
+        self.noted(result)
+    }
+
+    /// Removes the setting of `kind` at `scope_key`; false when there was none.
+    pub async fn delete_setting(&self, kind: &str, scope_key: &str) -> Result<bool, StoreError> {
+        let sql = "DELETE FROM reconcile_settings WHERE kind = $1 AND scope_key = $2";
+        let result = on_pool!(self, |p| sqlx::query(sql)
+            .bind(kind)
+            .bind(scope_key)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected() > 0))
+        .map_err(|e| self.err("cannot remove the setting", e));
+        self.noted(result)
+    }
+
+    /// Every setting: (kind, entry JSON), in the order they were keyed.
+    pub async fn settings(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let sql = "SELECT kind, entry FROM reconcile_settings ORDER BY kind, scope_key";
+        on_pool!(self, |p| sqlx::query(sql)
+            .fetch_all(p)
+            .await
+            .and_then(|rows| { rows.iter().map(|r| Ok((r.try_get("kind")?, r.try_get("entry")?))).collect() }))
+        .map_err(|e| self.err("cannot read the settings", e))
+    }
+
     /// True when any key exists.
     pub async fn has_keys(&self) -> Result<bool, StoreError> {
         let sql = "SELECT COUNT(*) AS n FROM api_keys";
@@ -439,6 +511,12 @@ pub struct AuditRow {
     pub key_name: Option<String>,
     /// The entry, as JSON.
     pub entry: String,
+    /// The action this entry opens (a request to act, an action starting),
+    /// by a key unique to it: recorded as under way until an entry
+    /// [`AuditRow::closes`] it.
+    pub opens: Option<String>,
+    /// The action this entry ends.
+    pub closes: Option<String>,
 }
 
 fn strings<R: Row>(rows: Result<Vec<R>, sqlx::Error>, column: &'static str) -> Result<Vec<String>, sqlx::Error>

@@ -18,6 +18,8 @@ fn row(event: &str, key: Option<&str>, n: u32) -> AuditRow {
         event: event.into(),
         key_name: key.map(String::from),
         entry: serde_json::json!({"event": event, "n": n}).to_string(),
+        opens: None,
+        closes: None,
     }
 }
 
@@ -39,6 +41,19 @@ pub async fn run(store: &Store) {
     assert_eq!(ns, [2, 3], "the latest, oldest first");
     store.append_audit(&[]).await.unwrap();
 
+    // Actions under way: opened and closed with their entries, in one
+    // transaction; closed in the same batch, or never (a crash).
+    let key = |n: u32| format!("{tag}:{n}");
+    let opening = |n: u32| AuditRow { opens: Some(key(n)), ..row(&event, None, 10 + n) };
+    let closing = |n: u32| AuditRow { closes: Some(key(n)), ..row(&event, None, 20 + n) };
+    store.append_audit(&[opening(1), opening(2)]).await.unwrap();
+    store.append_audit(&[closing(1), opening(3), closing(3)]).await.unwrap();
+    let open: Vec<(String, String)> =
+        store.open_actions().await.unwrap().into_iter().filter(|(k, _)| k.starts_with(&tag)).collect();
+    assert_eq!(open, [(key(2), opening(2).entry)], "only the one never closed");
+    store.append_audit(&[closing(2)]).await.unwrap();
+    assert!(!store.open_actions().await.unwrap().iter().any(|(k, _)| k.starts_with(&tag)));
+
     // Batches: progress, the end, and no going back from it.
     let id = store.last_batch_id().await.unwrap() + 1;
     store.put_batch(id, "running", 1.5, r#"{"batch_id":0,"state":"running","done":1}"#).await.unwrap();
@@ -58,6 +73,20 @@ pub async fn run(store: &Store) {
     let server = format!("srv-{tag}");
     store.set_maintenance(&server, true, 1.0).await.unwrap();
     assert!(store.maintenance().await.unwrap().contains(&server));
+
+    // Settings: one per kind and scope, replaced in place, removed once.
+    let key = format!(r#"["server","{server}"]"#);
+    let entry = |v: &str| format!(r#"{{"server_id":"{server}","v":"{v}"}}"#);
+    store.put_setting("desired", &key, &entry("idle"), 1.0).await.unwrap();
+    store.put_setting("desired", &key, &entry("running"), 2.0).await.unwrap();
+    store.put_setting("healing", &key, &entry("off"), 2.0).await.unwrap();
+    let ours: Vec<(String, String)> =
+        store.settings().await.unwrap().into_iter().filter(|(_, e)| e.contains(&server)).collect();
+    let want = [("desired".to_string(), entry("running")), ("healing".to_string(), entry("off"))];
+    assert_eq!(ours, want, "replaced in place, by kind");
+    assert!(store.delete_setting("desired", &key).await.unwrap());
+    assert!(!store.delete_setting("desired", &key).await.unwrap(), "gone already");
+    assert!(store.delete_setting("healing", &key).await.unwrap());
     store.set_maintenance(&server, false, 2.0).await.unwrap();
     assert!(!store.maintenance().await.unwrap().contains(&server));
     store.set_maintenance(&server, true, 3.0).await.unwrap();

@@ -83,3 +83,39 @@ fn a_version_1_store_is_brought_up_to_date_keeping_what_it_holds() {
     });
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn version_2_history_is_kept_in_the_compact_rows() {
+    let dir = temp("compact");
+    let url = format!("sqlite:{}", dir.join("s.db").display());
+    smol::block_on(async {
+        let options = SqliteConnectOptions::from_str(&url).unwrap().create_if_missing(true);
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+        migrator(&SQLITE_MIGRATIONS[..2]).run(&pool).await.unwrap();
+        let v2 = "INSERT INTO history (server_id, step, at, cpu_sum, cpu_n, running_channels, health) VALUES \
+                  ('a', 10, 1800000000, 30.5, 2, 3, 'online'), ('a', 10, 1800000010, 0, 0, 0, 'offline'), \
+                  ('a', 60, 1800000000, 30.5, 2, 3, 'error'), ('b', 10, 1800000000, 1.0, 1, 1, 'unknown')";
+        sqlx::query(v2).execute(&pool).await.unwrap();
+        pool.close().await;
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+        let tens = store.history("a", HistoryStep::TenSeconds, 0).await.unwrap();
+        let seen: Vec<_> = tens.iter().map(|p| (p.at, p.cpu_avg, p.running_channels, p.health.as_str())).collect();
+        assert_eq!(seen, [(1_800_000_000, Some(15.3), 3, "online"), (1_800_000_010, None, 0, "offline")]);
+        let minutes = store.history("a", HistoryStep::OneMinute, 0).await.unwrap();
+        assert_eq!(minutes.iter().map(|p| p.health.as_str()).collect::<Vec<_>>(), ["error"]);
+        assert_eq!(store.history("b", HistoryStep::TenSeconds, 0).await.unwrap()[0].health, "unknown");
+        // Written on top of the migrated rows: added to them.
+        let more = HistorySample {
+            server_id: "a".into(),
+            at: 1_800_000_005,
+            cpu_avg: Some(9.5),
+            running_channels: 1,
+            health: "online".into(),
+        };
+        store.record_history(&[more], &HistoryRetention::default().keep(), 1_800_000_005).await.unwrap();
+        let tens = store.history("a", HistoryStep::TenSeconds, 0).await.unwrap();
+        assert_eq!((tens[0].cpu_avg, tens[0].running_channels), (Some(13.3), 1));
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}
