@@ -123,6 +123,12 @@ pub(crate) enum AuditEvent {
         action: Option<String>,
         opened: serde_json::Value,
     },
+    /// A silence made through the API, kept before it is answered.
+    SilenceAdded { silence_id: u64, matchers: Vec<String>, ends_at: f64, comment: String },
+    /// A silence ended through the API, before it takes effect.
+    SilenceExpired { silence_id: u64 },
+    /// A reload of the alerts file: `ok`, or `refused` with why.
+    AlertsReload { outcome: &'static str, detail: Option<String> },
     /// A batch ended.
     BatchFinished {
         batch_id: u64,

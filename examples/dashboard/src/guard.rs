@@ -54,6 +54,7 @@ fn role_needed(path: &str) -> Role {
         || path == "/api/keys"
         || path.starts_with("/api/keys/")
         || path == "/api/reconciler"
+        || path == "/api/alerts/reload"
         || path.ends_with("/healing");
     if admin {
         Role::Admin

@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 mod audit;
 mod batch;
 mod cache;

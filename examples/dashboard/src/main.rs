@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ipvtl_client::core::ServersFile;
 use ipvtl_client::{load_servers_file, Cluster};
+use ipvtl_dashboard::alerts::AlertsFile;
 use ipvtl_dashboard::keys::{hash_token, new_token};
 use ipvtl_dashboard::options::{self, Command, KeysAction, Options};
 use ipvtl_dashboard::store::DEFAULT_STORE;
@@ -91,6 +92,11 @@ fn run(o: &Options) -> Result<(), Fatal> {
         eprintln!("ipvtl-dashboard: WARNING: serving {addr} without an API key (--allow-unauthenticated)");
     }
 
+    // The alerts file is checked before anything starts.
+    let alerts = match &o.alerts {
+        Some(path) => AlertsFile::load(path, |k| std::env::var(k).ok()).map_err(|e| Fatal(1, e))?,
+        None => AlertsFile::default(),
+    };
     let mut settings = o.settings();
     let (file, sim, servers_path) = match o.demo {
         Some(n) => {
@@ -140,6 +146,7 @@ fn run(o: &Options) -> Result<(), Fatal> {
             cors_origins: o.cors_origins.clone(),
             public_origin: o.public_origin.clone(),
             trusted_proxies: o.trusted_proxies.clone(),
+            alerts,
         },
     );
     let restored = smol::block_on(state.restore()).map_err(|e| Fatal(1, e.to_string()))?;
@@ -158,6 +165,9 @@ fn run(o: &Options) -> Result<(), Fatal> {
             what["channel_id"],
             what["server_id"].as_str().unwrap_or("?")
         );
+    }
+    if restored.alerts > 0 || restored.silences > 0 {
+        println!("store: {} active alerts and {} silences, as before", restored.alerts, restored.silences);
     }
     let settings = &restored.settings;
     if settings.applied > 0 {

@@ -32,6 +32,8 @@ options (environment fallback in brackets):
   --store URL                 where the audit, batches, maintenance, keys and history are kept:
                               sqlite:PATH or postgres://USER:PASS@HOST/DB [IPVTL_STORE]
                               (sqlite:ipvtl.db; with --demo, a temporary store)
+  --alerts PATH               alert rules, silences and receivers (TOML; see
+                              deploy/alerts.example.toml) [IPVTL_ALERTS] (built-in rules, no receivers)
   --history-keep-10s DURATION how long the store keeps 10 s history points, e.g. 24h, 90m,
                               3600 (seconds), 0 = not kept [IPVTL_HISTORY_KEEP_10S] (24h)
   --history-keep-1m DURATION  the same for 1 min points [IPVTL_HISTORY_KEEP_1M] (30d)
@@ -94,6 +96,8 @@ pub struct Options {
     pub store: Option<String>,
     /// How long the store keeps downsampled history.
     pub history: HistoryRetention,
+    /// The alerts file, if any.
+    pub alerts: Option<PathBuf>,
 }
 
 /// What `keys` does.
@@ -320,6 +324,7 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
         allow_unauthenticated: false,
         demo: None,
         store: env("IPVTL_STORE"),
+        alerts: env("IPVTL_ALERTS").map(PathBuf::from),
         history: HistoryRetention {
             ten_seconds: env("IPVTL_HISTORY_KEEP_10S")
                 .map(|v| keep("IPVTL_HISTORY_KEEP_10S", &v))
@@ -376,6 +381,7 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
                 flag_proxies.get_or_insert_with(Vec::new).push(proxy);
             }
             "--allow-unauthenticated" => o.allow_unauthenticated = true,
+            "--alerts" => o.alerts = Some(PathBuf::from(value("--alerts")?)),
             "--store" => o.store = Some(value("--store")?).filter(|s| !s.is_empty()),
             "--history-keep-10s" => o.history.ten_seconds = keep("--history-keep-10s", &value("--history-keep-10s")?)?,
             "--history-keep-1m" => o.history.one_minute = keep("--history-keep-1m", &value("--history-keep-1m")?)?,

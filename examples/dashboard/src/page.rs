@@ -12,6 +12,7 @@ const INDEX: &str = include_str!("../static/index.html");
 const APP_CSS: &str = include_str!("../static/app.css");
 const APP_JS: &str = include_str!("../static/app.js");
 const I18N_JS: &str = include_str!("../static/i18n.js");
+const ALERTS_JS: &str = include_str!("../static/alerts.js");
 
 /// The page's policy: its own scripts, styles and API, nothing inline.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
@@ -42,6 +43,11 @@ pub(crate) async fn app_js() -> Response {
 /// `GET /i18n.js`.
 pub(crate) async fn i18n_js() -> Response {
     asset(JS, I18N_JS)
+}
+
+/// `GET /alerts.js`.
+pub(crate) async fn alerts_js() -> Response {
+    asset(JS, ALERTS_JS)
 }
 
 /// A static file. `no-cache`: the browser asks again on every load, so the

@@ -116,6 +116,7 @@ async fn write_history(state: Weak<Inner>, polls: smol::channel::Receiver<Vec<Hi
 /// polls new since the last rebuild, for the store.
 fn rebuild(inner: &Inner) -> Vec<HistorySample> {
     let fleet = inner.rebuild_servers();
+    inner.alerts.handle_snapshot(&fleet, inner.cluster.now());
     let clock = *inner.cluster.clock();
     let (latencies, polled) = inner.history.record(&fleet, |t| unix_ms(clock.to_system_time(t)));
     inner.metrics.latencies(&latencies);
@@ -181,6 +182,7 @@ fn handle(inner: &Inner, e: &Event, kept: &mut Kept, following: &mut Following) 
     let wall = Wall(inner.cluster.clock());
     let data = serde_json::to_string(&EventView::new(e, wall)).unwrap_or_default();
     let cut = inner.hub.publish(e.kind(), data);
+    inner.alerts.handle_event(e, inner.cluster.now());
     for _ in 0..cut {
         inner.metrics.sse_dropped();
     }

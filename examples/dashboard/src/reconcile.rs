@@ -73,7 +73,7 @@ struct StoredSetting {
     backoff_max_ms: Option<u64>,
 }
 
-/// What [`restore`] did.
+/// What `restore` did (applied at start, over the servers file).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RestoredSettings {
     /// Settings applied.

@@ -43,6 +43,9 @@ pub struct StateConfig {
     /// Peers whose `X-Forwarded-Host` / `Forwarded: host=` names the host
     /// browsers addressed (`--trusted-proxy`).
     pub trusted_proxies: Vec<crate::options::TrustedProxy>,
+    /// The alert rules, silences and receivers (`--alerts`; default: the
+    /// built-in rules, no receivers).
+    pub alerts: crate::alerts::AlertsFile,
 }
 
 impl Default for StateConfig {
@@ -56,6 +59,7 @@ impl Default for StateConfig {
             cors_origins: Vec::new(),
             public_origin: None,
             trusted_proxies: Vec::new(),
+            alerts: crate::alerts::AlertsFile::default(),
         }
     }
 }
@@ -80,6 +84,8 @@ pub(crate) struct Inner {
     pub history: History,
     pub metrics: Metrics,
     pub batches: Batches,
+    /// The alert evaluator and its delivery.
+    pub alerts: crate::alerts::AlertHub,
     /// Audit entries recorded after the fact (outcomes) that the store
     /// refused, oldest first: written before the next entry, or at the
     /// next sweep, once it takes writes again. Held across every audit
@@ -116,6 +122,7 @@ impl AppState {
         // heal the reconciler asks for, then confirms it.
         cluster.set_confirm_heals(true);
         let cache = ServersCache::new(render_servers(&cluster, &ServersSnapshot::take(&cluster)));
+        let alerts = crate::alerts::AlertHub::new(config.alerts.clone(), *cluster.clock(), cluster.now());
         let inner = Arc::new(Inner {
             cluster,
             config,
@@ -124,6 +131,7 @@ impl AppState {
             history: History::default(),
             metrics: Metrics::default(),
             batches: Batches::default(),
+            alerts,
             unwritten: smol::lock::Mutex::default(),
             settings_lock: smol::lock::Mutex::default(),
             run: crate::timefmt::unix_ms(std::time::SystemTime::now()),
@@ -131,6 +139,7 @@ impl AppState {
             nudge,
         });
         crate::pump::spawn(Arc::downgrade(&inner), events, nudged);
+        crate::alerts::spawn(Arc::downgrade(&inner));
         AppState { inner }
     }
 
@@ -172,6 +181,8 @@ impl AppState {
                 restored.interrupted_batches.push(id);
             }
         }
+        let (silences, alerts) = self.inner.alerts.restore(store, self.cluster().now()).await?;
+        (restored.silences, restored.alerts) = (silences, alerts);
         self.invalidate();
         Ok(restored)
     }
@@ -227,6 +238,10 @@ pub struct Restored {
     pub interrupted_actions: Vec<Value>,
     /// Desired state, healing and reconciler settings made through the API.
     pub settings: crate::reconcile::RestoredSettings,
+    /// Silences made through the API, still in force.
+    pub silences: usize,
+    /// Active alerts (pending, firing or silenced) put back.
+    pub alerts: usize,
 }
 
 impl AppState {

@@ -34,6 +34,9 @@ const I18N = {
     heal_pause: "Pause healing", heal_resume: "Resume healing", heal_counts: "{troubled}/{managed} troubled",
     heal_counts_tip: "{troubled} of {managed} managed channels drifting or on a server not online; {inflight} heals under way",
     heal_failed: "Healing switch: {e}",
+    alerts_btn: "Alerts {n}", alerts_title: "Active alerts", alerts_none: "No active alert.",
+    alerts_failing: "delivery failing: {names}", alerts_load_failed: "Alerts: {e}", alert_silence: "Silence 1 h",
+    alert_silenced_ok: "Silenced for an hour", alert_firing: "firing", alert_pending: "pending", alert_silenced: "silenced",
     healing_tip: "Channels are healed where a healing policy is on; elsewhere drift is only reported",
   },
   zh: {
@@ -66,6 +69,9 @@ const I18N = {
     heal_pause: "暂停自愈", heal_resume: "恢复自愈", heal_counts: "{troubled}/{managed} 异常",
     heal_counts_tip: "{managed} 个托管通道中有 {troubled} 个偏离期望或所在服务器不在线；{inflight} 个自愈进行中",
     heal_failed: "自愈开关：{e}",
+    alerts_btn: "告警 {n}", alerts_title: "当前告警", alerts_none: "没有告警。",
+    alerts_failing: "通知发送失败：{names}", alerts_load_failed: "告警：{e}", alert_silence: "静默 1 小时",
+    alert_silenced_ok: "已静默一小时", alert_firing: "告警中", alert_pending: "待定", alert_silenced: "已静默",
     healing_tip: "仅对启用了自愈策略的通道自动修复；其他通道的偏离只做报告",
   },
 };

@@ -22,7 +22,9 @@ use std::sync::{RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use common::process::{file_args, Dashboard};
-use ipvtl_dashboard::store::{AuditRow, HistorySample, HistoryStep, Store, SCHEMA_VERSION};
+use ipvtl_dashboard::store::{
+    AuditRow, HistorySample, HistoryStep, NewOutboxRow, Store, StoredSilence, SCHEMA_VERSION,
+};
 use ipvtl_sim::JsonForm;
 use serde_json::json;
 use sqlx::Connection;

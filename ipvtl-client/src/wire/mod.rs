@@ -17,6 +17,7 @@
 //! `docs/wire-schema.json` and checked against the code by a test.
 
 mod action;
+mod alert;
 mod event;
 mod reconcile;
 mod server;
@@ -32,6 +33,7 @@ use crate::SmolClock;
 pub use action::{
     ActionProgressView, ActionReportView, BatchProgressView, BatchReportView, BatchTargetView, PhaseView,
 };
+pub use alert::{AlertHistoryView, AlertView, NotificationView, SilenceView};
 pub use event::{EventBody, EventView};
 pub use reconcile::{DesiredSettingView, DriftView, HealView, HealingSettingView, ReconcilerView, ScopeView};
 pub use server::{
@@ -79,6 +81,10 @@ struct WireViews {
     desired_setting: DesiredSettingView,
     healing_setting: HealingSettingView,
     reconciler: ReconcilerView,
+    alert: AlertView,
+    alert_history: AlertHistoryView,
+    notification: NotificationView,
+    silence: SilenceView,
 }
 
 /// The JSON Schema (draft 2020-12) of every wire view.

@@ -6,6 +6,7 @@
 //! the security headers, and reading paths and bodies.
 
 mod actions;
+mod alerts;
 mod batches;
 mod ops;
 mod reconcile;
@@ -42,6 +43,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/app.css", get(page::app_css))
         .route("/app.js", get(page::app_js))
         .route("/i18n.js", get(page::i18n_js))
+        .route("/alerts.js", get(page::alerts_js))
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .route("/api/config", get(ops::config))
@@ -81,6 +83,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/batch", post(batches::submit))
         .route("/api/batches", get(batches::list))
         .route("/api/batches/{id}", get(batches::one))
+        .route("/api/alerts", get(alerts::list))
+        .route("/api/alerts/test", post(alerts::test))
+        .route("/api/alerts/reload", post(alerts::reload))
+        .route("/api/silences", get(alerts::silences).post(alerts::add_silence))
+        .route("/api/silences/{id}", delete(alerts::delete_silence))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard))

@@ -31,6 +31,7 @@ pub(super) async fn health(State(st): State<AppState>) -> Json<Value> {
         "servers_count": c.len(),
         "poll_interval": c.settings().interval.as_secs_f64(),
         "store": store,
+        "alerts": st.inner.alerts.health(),
     }))
 }
 
@@ -48,12 +49,13 @@ pub(super) async fn config(State(st): State<AppState>) -> Json<Value> {
 
 pub(super) async fn metrics(State(st): State<AppState>) -> Response {
     let c = st.cluster();
-    let text = st.inner.metrics.render(
+    let mut text = st.inner.metrics.render(
         &c.snapshot(),
         &c.reconciler_status(),
         st.inner.hub.clients(),
         &st.store().write_health(),
     );
+    text.push_str(&st.inner.alerts.metrics());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 

@@ -31,16 +31,18 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "history", include_str!("../../migrations/sqlite/0002_history.sql")),
     (3, "reconcile", include_str!("../../migrations/sqlite/0003_reconcile.sql")),
     (4, "history_compact", include_str!("../../migrations/sqlite/0004_history_compact.sql")),
+    (5, "alerts", include_str!("../../migrations/sqlite/0005_alerts.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
     (2, "history", include_str!("../../migrations/postgres/0002_history.sql")),
     (3, "reconcile", include_str!("../../migrations/postgres/0003_reconcile.sql")),
     (4, "history_compact", include_str!("../../migrations/postgres/0004_history_compact.sql")),
+    (5, "alerts", include_str!("../../migrations/postgres/0005_alerts.sql")),
 ];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The default store of a dashboard started from a servers file.
 pub const DEFAULT_STORE: &str = "sqlite:ipvtl.db";
@@ -80,8 +82,10 @@ macro_rules! on_pool {
     };
 }
 
+mod alerts;
 mod buckets;
 mod history;
+pub use alerts::{NewOutboxRow, OutboxRow, StoredSilence};
 pub use buckets::HistoryBuckets;
 pub use history::{HistoryPoint, HistoryRetention, HistorySample, HistoryStep};
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{AuditRow, HistorySample, HistoryStep, Store, SCHEMA_VERSION};
+use super::{AuditRow, HistorySample, HistoryStep, NewOutboxRow, Store, StoredSilence, SCHEMA_VERSION};
 
 fn unique() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
@@ -111,6 +111,7 @@ pub async fn run(store: &Store) {
     store.add_key(&format!("kept-{tag}"), "viewer", &format!("kept-{tag}"), 6.0).await.unwrap();
 
     history(store, &tag).await;
+    alerts(store, &tag).await;
 }
 
 fn sample(server: &str, at: i64, cpu: Option<f64>, running: u64, health: &str) -> HistorySample {
@@ -170,4 +171,58 @@ pub async fn pretend_newer_schema(url: &str, version: i64) {
         let mut c = sqlx::PgConnection::connect(url).await.unwrap();
         sqlx::query(sql).bind(version).bind(vec![0u8; 48]).execute(&mut c).await.unwrap();
     }
+}
+
+/// The store suite's part for alerts (see `suite.rs`): the outbox in order
+/// per receiver, retries, deliveries and refusals; the active alerts
+/// replaced as a whole; silences kept and removed.
+async fn alerts(store: &Store, tag: &str) {
+    let receiver = format!("hook-{tag}");
+    let other = format!("am-{tag}");
+    let note = |id: &str, to: &str| NewOutboxRow {
+        notification_id: format!("{id}-{tag}"),
+        receiver: to.to_string(),
+        fingerprint: "00000000000000ab".into(),
+        kind: "firing".into(),
+        payload: format!("{{\"id\":\"{id}\"}}"),
+        created_at: 1_700_000_000.0,
+    };
+    let active = [("00000000000000ab".to_string(), "{\"state\":\"firing\"}".to_string())];
+    let rows = [note("a", &receiver), note("a", &other), note("b", &receiver)];
+    store.record_alerts(&rows, Some(&active)).await.unwrap();
+    // Recorded again (a retried write): nothing doubles.
+    store.record_alerts(&rows[..1], None).await.unwrap();
+    assert_eq!(store.alert_state().await.unwrap(), vec![active[0].1.clone()]);
+    let due = store.outbox_undelivered(&receiver, 10).await.unwrap();
+    let ids: Vec<&str> = due.iter().map(|r| r.notification_id.as_str()).collect();
+    assert_eq!(ids, [format!("a-{tag}"), format!("b-{tag}")]);
+    assert_eq!((due[0].attempts, due[0].next_at), (0, 1_700_000_000.0));
+    store.outbox_retry(due[0].id, 1, 1_700_000_002.0, "HTTP 500").await.unwrap();
+    let again = store.outbox_undelivered(&receiver, 10).await.unwrap();
+    assert_eq!((again[0].attempts, again[0].next_at), (1, 1_700_000_002.0));
+    store.outbox_delivered(due[0].id, 1_700_000_003.0).await.unwrap();
+    store.outbox_refused(due[1].id, 1, 1_700_000_004.0, "HTTP 400").await.unwrap();
+    assert!(store.outbox_undelivered(&receiver, 10).await.unwrap().is_empty());
+    let pending = store.outbox_pending().await.unwrap();
+    assert_eq!(pending.iter().find(|(r, _)| *r == receiver), None);
+    assert_eq!(pending.iter().find(|(r, _)| *r == other).map(|(_, n)| *n), Some(1));
+    store.outbox_delivered(store.outbox_undelivered(&other, 1).await.unwrap()[0].id, 5.0).await.unwrap();
+    store.record_alerts(&[], Some(&[])).await.unwrap();
+    assert!(store.alert_state().await.unwrap().is_empty());
+    // Old delivered and refused rows go; pending ones stay.
+    store.record_alerts(&[note("c", &receiver)], None).await.unwrap();
+    assert!(store.prune_outbox(1_700_000_003.5).await.unwrap() >= 2);
+    assert_eq!(store.outbox_undelivered(&receiver, 10).await.unwrap().len(), 1);
+    let last = store.outbox_undelivered(&receiver, 1).await.unwrap()[0].id;
+    store.outbox_delivered(last, 6.0).await.unwrap();
+
+    let id = 1_000_000 + u64::from(tag.len() as u32);
+    let silence = StoredSilence { id, ends_at: 1_900_000_000.0, entry: format!("{{\"comment\":\"{tag}\"}}") };
+    store.put_silence(&silence).await.unwrap();
+    store.put_silence(&StoredSilence { ends_at: 1_900_000_001.0, ..silence.clone() }).await.unwrap();
+    let kept = store.silences().await.unwrap();
+    let mine = kept.iter().find(|s| s.id == id).expect("kept");
+    assert_eq!((mine.ends_at, mine.entry.as_str()), (1_900_000_001.0, silence.entry.as_str()));
+    assert!(store.delete_silence(id).await.unwrap());
+    assert!(!store.delete_silence(id).await.unwrap());
 }

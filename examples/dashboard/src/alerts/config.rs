@@ -1,0 +1,564 @@
+//! The alerts file (`--alerts PATH`, TOML): rule overrides, silences in
+//! force by default, receivers and delivery settings. Read whole and
+//! validated before anything is used: an error names the file, the line
+//! and column, and why.
+//!
+//! ```toml
+//! [rules.server_down]
+//! for = "2m"               # a number is seconds; or "500ms", "90s", "5m", "1h", "1d"
+//! severity = "critical"    # critical, warning or info
+//!
+//! [rules.cpu_high]
+//! percent = 95
+//!
+//! [[silences]]
+//! matchers = ["server=lab-1"]
+//! comment = "the lab box"
+//!
+//! [[receivers]]
+//! type = "alertmanager"
+//! url = "http://127.0.0.1:9093"
+//!
+//! [[receivers]]
+//! name = "ops-hook"
+//! type = "webhook"
+//! url = "http://hooks.internal/ipvtl"
+//! format = "cloudevents"   # or "alertmanager" (webhook payload version 4)
+//! secret_env = "IPVTL_WEBHOOK_SECRET"
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipvtl_client::core::alert::{AlertConfig, AlertConfigError, Matcher, RuleKind, Severity, Silence};
+use ipvtl_client::core::Instant;
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A validated alerts file (or the built-in defaults: no file).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlertsFile {
+    /// Where it was read from (`None`: the defaults).
+    pub path: Option<PathBuf>,
+    /// The rules.
+    pub config: AlertConfig,
+    /// Silences in force while this file is.
+    pub silences: Vec<DefaultSilence>,
+    /// Where notifications go.
+    pub receivers: Vec<Receiver>,
+    /// How they go.
+    pub delivery: Delivery,
+}
+
+/// A silence of the file: in force from the moment the file is loaded,
+/// until `ends_at` (Unix seconds) or for `duration`, else as long as the
+/// file is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DefaultSilence {
+    /// All must match.
+    pub matchers: Vec<Matcher>,
+    /// Its end, Unix seconds.
+    pub ends_at: Option<f64>,
+    /// Or how long from the load.
+    pub duration: Option<Duration>,
+    /// Why.
+    pub comment: String,
+}
+
+/// Delivery settings (`[delivery]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    /// Firing alerts are sent again to Alertmanager receivers this often.
+    pub resend: Duration,
+    /// The first retry's delay; doubled per failure up to `backoff_max`.
+    pub backoff: Duration,
+    /// The longest delay between two attempts.
+    pub backoff_max: Duration,
+    /// A request's time limit.
+    pub timeout: Duration,
+    /// The dashboard's address for people (`generatorURL`, the CloudEvents
+    /// `source`).
+    pub external_url: Option<String>,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            resend: Duration::from_secs(60),
+            backoff: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            timeout: Duration::from_secs(10),
+            external_url: None,
+        }
+    }
+}
+
+/// Where notifications go.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Receiver {
+    /// Its name (outbox rows and metrics say it).
+    pub name: String,
+    /// The base URL (Alertmanager) or the URL (webhook).
+    pub url: String,
+    /// What kind.
+    pub kind: ReceiverKind,
+}
+
+/// A receiver's kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReceiverKind {
+    /// Alertmanager's client API: `POST {url}/api/v2/alerts`.
+    Alertmanager,
+    /// A signed webhook.
+    Webhook {
+        /// The body's shape.
+        format: WebhookFormat,
+        /// The HMAC-SHA256 key.
+        secret: Secret,
+    },
+}
+
+/// A webhook body's shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// Alertmanager's webhook payload, version 4.
+    Alertmanager,
+    /// A CloudEvents 1.0 JSON envelope.
+    CloudEvents,
+}
+
+/// A secret, never shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl AlertsFile {
+    /// Reads and validates the file at `path`; `env` reads an environment
+    /// variable (for `secret_env`).
+    pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("alerts file {}: cannot read: {e}", path.display()))?;
+        Self::parse(&text, Some(path), env).map_err(|e| format!("alerts file {}: {e}", path.display()))
+    }
+
+    /// Parses and validates `text`; `path` places `secret_file`s given
+    /// relative to it.
+    pub fn parse(text: &str, path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let spec: FileSpec = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        let at = |span: std::ops::Range<usize>| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}")
+        };
+        let mut config = AlertConfig::default();
+        let r = spec.rules;
+        rule(&mut config.server_down, r.server_down);
+        rule(&mut config.channel_stalled, r.channel_stalled);
+        rule(&mut config.drift, r.drift);
+        rule(&mut config.heal_degraded, r.heal_degraded);
+        rule(&mut config.healing_paused, r.healing_paused);
+        rule(&mut config.store_failing, r.store_failing);
+        let mut spans = Vec::new();
+        if let Some(c) = r.cpu_high {
+            spans.push((RuleKind::CpuHigh, c.span()));
+            let c = c.into_inner();
+            let t = &mut config.cpu_high;
+            t.enabled = c.enabled.unwrap_or(t.enabled);
+            t.r#for = c.r#for.map_or(t.r#for, |d| d.0);
+            t.severity = c.severity.map_or(t.severity, |s| s.0);
+            t.percent = c.percent.unwrap_or(t.percent);
+        }
+        if let Some(c) = r.action_failed {
+            spans.push((RuleKind::ActionFailed, c.span()));
+            let c = c.into_inner();
+            let t = &mut config.action_failed;
+            t.enabled = c.enabled.unwrap_or(t.enabled);
+            t.hold = c.hold.map_or(t.hold, |d| d.0);
+            t.severity = c.severity.map_or(t.severity, |s| s.0);
+            t.heals = c.heals.unwrap_or(t.heals);
+            t.batch_actions = c.batch_actions.unwrap_or(t.batch_actions);
+        }
+        if let Some(c) = r.batch_failed {
+            spans.push((RuleKind::BatchFailed, c.span()));
+            let c = c.into_inner();
+            let t = &mut config.batch_failed;
+            t.enabled = c.enabled.unwrap_or(t.enabled);
+            t.hold = c.hold.map_or(t.hold, |d| d.0);
+            t.severity = c.severity.map_or(t.severity, |s| s.0);
+        }
+        if let Some(h) = spec.history {
+            config.history = h;
+        }
+        if let Err(e) = config.validate() {
+            let rule = match &e {
+                AlertConfigError::CpuPercent { .. } => Some(RuleKind::CpuHigh),
+                AlertConfigError::ZeroHold { rule } => Some(*rule),
+                _ => None,
+            };
+            let span = spans.iter().find(|(k, _)| Some(*k) == rule).map(|(_, s)| s.clone());
+            return Err(match span {
+                Some(s) => format!("{}: {e}", at(s)),
+                None => e.to_string(),
+            });
+        }
+
+        let mut silences = Vec::new();
+        for s in spec.silences {
+            let span = s.span();
+            let s = s.into_inner();
+            let fail = |why: String| format!("{}: silence: {why}", at(span.clone()));
+            let matchers: Vec<Matcher> = s
+                .matchers
+                .iter()
+                .map(|m| Matcher::parse(m))
+                .collect::<Result<_, _>>()
+                .map_err(|e| fail(e.to_string()))?;
+            if s.ends_at.is_some() && s.duration.is_some() {
+                return Err(fail("give ends_at or duration, not both".into()));
+            }
+            // The same checks as a silence made through the API.
+            Silence::new(matchers.clone(), Instant::from_millis(u64::MAX / 2))
+                .validate(Instant::ZERO)
+                .map_err(|e| fail(e.to_string()))?;
+            silences.push(DefaultSilence {
+                matchers,
+                ends_at: s.ends_at,
+                duration: s.duration.map(|d| d.0),
+                comment: s.comment.unwrap_or_default(),
+            });
+        }
+
+        let mut receivers: Vec<Receiver> = Vec::new();
+        for spec in spec.receivers {
+            let span = spec.span();
+            let r = spec.into_inner();
+            let fail = |why: String| format!("{}: receiver: {why}", at(span.clone()));
+            let url = r.url.trim().trim_end_matches('/').to_string();
+            if url.starts_with("https://") {
+                return Err(fail(format!(
+                    "{url}: https is not supported by this build (HTTP/1.1 without TLS); \
+                     use http:// on a trusted network or a local TLS proxy"
+                )));
+            }
+            if !url.starts_with("http://") || url.len() <= "http://".len() {
+                return Err(fail(format!("url {url:?} must be http://HOST[:PORT][/PATH]")));
+            }
+            let kind = match r.r#type.as_str() {
+                "alertmanager" => {
+                    if r.format.is_some() || r.secret_env.is_some() || r.secret_file.is_some() {
+                        return Err(fail(
+                            "an alertmanager receiver takes url and name only (format and secrets are for webhooks)"
+                                .into(),
+                        ));
+                    }
+                    ReceiverKind::Alertmanager
+                }
+                "webhook" => {
+                    let format = match r.format.as_deref().unwrap_or("alertmanager") {
+                        "alertmanager" => WebhookFormat::Alertmanager,
+                        "cloudevents" => WebhookFormat::CloudEvents,
+                        other => {
+                            return Err(fail(format!("format {other:?}: use \"alertmanager\" or \"cloudevents\"")))
+                        }
+                    };
+                    let secret = match (&r.secret_env, &r.secret_file) {
+                        (Some(var), None) => env(var)
+                            .filter(|v| !v.is_empty())
+                            .ok_or_else(|| fail(format!("secret_env: the environment variable {var} is not set")))?
+                            .into_bytes(),
+                        (None, Some(file)) => {
+                            let file = match path.and_then(Path::parent) {
+                                Some(dir) if file.is_relative() => dir.join(file),
+                                _ => file.clone(),
+                            };
+                            let mut bytes = std::fs::read(&file)
+                                .map_err(|e| fail(format!("secret_file {}: {e}", file.display())))?;
+                            while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                                bytes.pop();
+                            }
+                            if bytes.is_empty() {
+                                return Err(fail(format!("secret_file {}: empty", file.display())));
+                            }
+                            bytes
+                        }
+                        (Some(_), Some(_)) => return Err(fail("give secret_env or secret_file, not both".into())),
+                        (None, None) => {
+                            return Err(fail(
+                                "a webhook is signed: give secret_env = \"VAR\" or secret_file = \"PATH\" \
+                                 (never the secret itself)"
+                                    .into(),
+                            ))
+                        }
+                    };
+                    ReceiverKind::Webhook { format, secret: Secret(secret) }
+                }
+                other => return Err(fail(format!("type {other:?}: use \"alertmanager\" or \"webhook\""))),
+            };
+            let name = r.name.unwrap_or_else(|| r.r#type.clone());
+            let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+            if name.is_empty() || name.len() > 64 || !name.chars().all(ok) {
+                return Err(fail(format!("name {name:?}: use 1 to 64 letters, digits, '.', '_' or '-'")));
+            }
+            if receivers.iter().any(|x| x.name == name) {
+                return Err(fail(format!("two receivers are named {name:?}: give each a name = \"...\"")));
+            }
+            receivers.push(Receiver { name, url, kind });
+        }
+
+        let d = spec.delivery.unwrap_or_default();
+        let base = Delivery::default();
+        let delivery = Delivery {
+            resend: d.resend.map_or(base.resend, |x| x.0),
+            backoff: d.backoff.map_or(base.backoff, |x| x.0),
+            backoff_max: d.backoff_max.map_or(base.backoff_max, |x| x.0),
+            timeout: d.timeout.map_or(base.timeout, |x| x.0),
+            external_url: d.external_url.map(|u| u.trim_end_matches('/').to_string()),
+        };
+        if delivery.resend.is_zero() || delivery.backoff.is_zero() || delivery.timeout.is_zero() {
+            return Err("[delivery]: resend, backoff and timeout must be more than 0".into());
+        }
+        if delivery.backoff_max < delivery.backoff {
+            return Err("[delivery]: backoff_max must be at least backoff".into());
+        }
+        Ok(AlertsFile { path: path.map(Path::to_path_buf), config, silences, receivers, delivery })
+    }
+}
+
+fn rule(target: &mut ipvtl_client::core::alert::Rule, spec: Option<RuleSpec>) {
+    let Some(s) = spec else { return };
+    target.enabled = s.enabled.unwrap_or(target.enabled);
+    target.r#for = s.r#for.map_or(target.r#for, |d| d.0);
+    target.severity = s.severity.map_or(target.severity, |s| s.0);
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    #[serde(default)]
+    rules: RulesSpec,
+    #[serde(default)]
+    silences: Vec<Spanned<SilenceSpec>>,
+    #[serde(default)]
+    receivers: Vec<Spanned<ReceiverSpec>>,
+    delivery: Option<DeliverySpec>,
+    history: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RulesSpec {
+    server_down: Option<RuleSpec>,
+    channel_stalled: Option<RuleSpec>,
+    drift: Option<RuleSpec>,
+    heal_degraded: Option<RuleSpec>,
+    healing_paused: Option<RuleSpec>,
+    store_failing: Option<RuleSpec>,
+    cpu_high: Option<Spanned<CpuSpec>>,
+    action_failed: Option<Spanned<ActionFailedSpec>>,
+    batch_failed: Option<Spanned<FailureSpec>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    enabled: Option<bool>,
+    r#for: Option<Dur>,
+    severity: Option<Sev>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CpuSpec {
+    enabled: Option<bool>,
+    r#for: Option<Dur>,
+    severity: Option<Sev>,
+    percent: Option<f32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailureSpec {
+    enabled: Option<bool>,
+    hold: Option<Dur>,
+    severity: Option<Sev>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionFailedSpec {
+    enabled: Option<bool>,
+    hold: Option<Dur>,
+    severity: Option<Sev>,
+    heals: Option<bool>,
+    batch_actions: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SilenceSpec {
+    matchers: Vec<String>,
+    ends_at: Option<f64>,
+    duration: Option<Dur>,
+    comment: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceiverSpec {
+    r#type: String,
+    name: Option<String>,
+    url: String,
+    format: Option<String>,
+    secret_env: Option<String>,
+    secret_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DeliverySpec {
+    resend: Option<Dur>,
+    backoff: Option<Dur>,
+    backoff_max: Option<Dur>,
+    timeout: Option<Dur>,
+    external_url: Option<String>,
+}
+
+/// A duration: a number of seconds, or a string with a unit (`ms`, `s`,
+/// `m`, `h`, `d`).
+struct Dur(Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Float(f64),
+            Text(String),
+        }
+        let bad = |what: &str| {
+            de::Error::custom(format!(
+                "{what} is not a duration: use seconds (30) or a number with a unit (500ms, 90s, 5m, 1h, 1d)"
+            ))
+        };
+        match Raw::deserialize(d)? {
+            Raw::Int(s) => Ok(Dur(Duration::from_secs(s))),
+            Raw::Float(s) if (0.0..1e9).contains(&s) => Ok(Dur(Duration::from_secs_f64(s))),
+            Raw::Float(s) => Err(bad(&s.to_string())),
+            Raw::Text(t) => parse_duration(&t).map(Dur).ok_or_else(|| bad(&format!("{t:?}"))),
+        }
+    }
+}
+
+/// `500ms`, `90s`, `5m`, `1h`, `1d`, `1.5s` or a bare number of seconds.
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number.parse().ok()?;
+    let per = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        _ => return None,
+    };
+    let secs = n * per;
+    (0.0..1e9).contains(&secs).then(|| Duration::from_secs_f64(secs))
+}
+
+struct Sev(Severity);
+
+impl<'de> Deserialize<'de> for Sev {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "critical" => Ok(Sev(Severity::Critical)),
+            "warning" => Ok(Sev(Severity::Warning)),
+            "info" => Ok(Sev(Severity::Info)),
+            other => Err(de::Error::custom(format!("severity {other:?}: use critical, warning or info"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(k: &str) -> Option<String> {
+        (k == "HOOK_SECRET").then(|| "s3cret".to_string())
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let text = include_str!("../../deploy/alerts.example.toml");
+        let file = AlertsFile::parse(text, None, env).unwrap();
+        assert_eq!(file.receivers.len(), 2);
+        assert_eq!(file.config.server_down.r#for, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn overrides_apply_and_the_rest_stays_default() {
+        let text = "[rules.server_down]\nfor = \"1s\"\nseverity = \"warning\"\n[rules.cpu_high]\npercent = 75\n";
+        let file = AlertsFile::parse(text, None, env).unwrap();
+        assert_eq!(file.config.server_down.r#for, Duration::from_secs(1));
+        assert_eq!(file.config.server_down.severity, Severity::Warning);
+        assert_eq!(file.config.cpu_high.percent, 75.0);
+        assert_eq!(file.config.drift, AlertConfig::default().drift);
+        assert!(file.receivers.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_line_and_why() {
+        let cases = [
+            ("[rules.server_down]\nfor = \"soon\"\n", "line 2", "not a duration"),
+            ("[rules.nope]\nfor = 1\n", "line 1", "nope"),
+            ("\n\n[rules.cpu_high]\npercent = 150\n", "line 3", "percent"),
+            ("[[receivers]]\ntype = \"webhook\"\nurl = \"http://x\"\n", "line 1", "secret_env"),
+            ("[[receivers]]\ntype = \"webhook\"\nurl = \"http://x\"\nsecret_env = \"NOPE\"\n", "line 1", "NOPE"),
+            ("[[receivers]]\ntype = \"pager\"\nurl = \"http://x\"\n", "line 1", "pager"),
+            ("[[receivers]]\ntype = \"alertmanager\"\nurl = \"https://x\"\n", "line 1", "https"),
+            ("\n[[silences]]\nmatchers = [\"server=~a.*\"]\n", "line 2", "regular expressions"),
+            ("[[silences]]\nmatchers = [\"server!=a\"]\n", "line 1", "mute everything"),
+            ("x = [\n", "line 1", ""),
+        ];
+        for (text, line, why) in cases {
+            let e = AlertsFile::parse(text, None, env).unwrap_err();
+            assert!(e.contains(line) && e.contains(why), "{text:?}: {e}");
+        }
+        let two = "[[receivers]]\ntype = \"alertmanager\"\nurl = \"http://a\"\n\
+                   [[receivers]]\ntype = \"alertmanager\"\nurl = \"http://b\"\n";
+        let e = AlertsFile::parse(two, None, env).unwrap_err();
+        assert!(e.contains("line 4") && e.contains("two receivers"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("2 weeks"), None);
+        assert_eq!(parse_duration("-1s"), None);
+    }
+
+    #[test]
+    fn secrets_are_never_shown() {
+        let text = "[[receivers]]\ntype = \"webhook\"\nurl = \"http://x/h\"\nsecret_env = \"HOOK_SECRET\"\n";
+        let file = AlertsFile::parse(text, None, env).unwrap();
+        assert!(!format!("{file:?}").contains("s3cret"));
+        assert_eq!(
+            file.receivers[0].kind,
+            ReceiverKind::Webhook { format: WebhookFormat::Alertmanager, secret: Secret(b"s3cret".to_vec()) }
+        );
+    }
+}
