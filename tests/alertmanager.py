@@ -27,23 +27,20 @@ Exits non-zero on the first failed check.
 """
 
 import json
+import os
 import sys
 import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checking  # noqa: E402
+from checking import check  # noqa: E402
+
 AM, DASH = sys.argv[1].rstrip("/"), sys.argv[2].rstrip("/")
 HEALTHY = ["sim-0001"] + [f"sim-{i:04d}" for i in range(8, 13)]
 WAIT_S = 90
 
-checks = 0
-
-
-def check(cond, what):
-    global checks
-    if not cond:
-        raise AssertionError(what)
-    checks += 1
 
 
 def call(method, url, body=None):
@@ -161,7 +158,7 @@ def main():
     check(code == 200 and test["ok"] and test["receivers"][0]["accepted"], f"test alert: {code} {test}")
     wait_for("the test alert", lambda a: [x for x in a if x["labels"].get("alertname") == "IpvtlTest"], timeout=20)
 
-    print(f"alertmanager.py: {checks} checks passed")
+    print(f"alertmanager.py: {checking.passed} checks passed")
 
 
 if __name__ == "__main__":

@@ -24,18 +24,14 @@ import time
 import ipvtl
 import ipvtl.testing
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checking  # noqa: E402
+from checking import check  # noqa: E402
+
 DASHBOARD, UNIFFI_DIR = sys.argv[1], sys.argv[2]
 sys.path.insert(0, UNIFFI_DIR)
 import ipvtl_ffi  # noqa: E402
 
-checks = 0
-
-
-def check(cond, what):
-    global checks
-    if not cond:
-        raise AssertionError(what)
-    checks += 1
 
 
 def plain(obj):
@@ -216,7 +212,7 @@ def main():
         finally:
             dash.close()
             py.close()
-    print(f"cross-layer: {checks} checks passed")
+    print(f"cross-layer: {checking.passed} checks passed")
 
 
 if __name__ == "__main__":

@@ -33,12 +33,17 @@ Exits non-zero on the first failed check.
 """
 
 import json
+import os
 import re
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checking  # noqa: E402
+from checking import check  # noqa: E402
 
 PROM, DASH, DEAD, GRAFANA = sys.argv[1].rstrip("/"), sys.argv[2].rstrip("/"), sys.argv[3], sys.argv[4]
 DASH_TARGET = urllib.parse.urlparse(DASH).netloc
@@ -49,14 +54,6 @@ UP_BUT_FAULTY = ["sim-0006", "sim-0007"]  # stalled channels, rejects commands
 WAIT_S = 90
 OBSERVE_MIN_S = 20
 
-checks = 0
-
-
-def check(cond, what):
-    global checks
-    if not cond:
-        raise AssertionError(what)
-    checks += 1
 
 
 def say(msg):
@@ -403,4 +400,4 @@ unused = sorted(n for n in exported if n not in named and base(n) not in named_b
 say(f"{len(named)} ipvtl metrics named by the rules and the dashboard, all exported" +
     (f"; exported, not used: {', '.join(unused)}" if unused else ""))
 
-print(f"prometheus_rules: {checks} checks passed")
+print(f"prometheus_rules: {checking.passed} checks passed")

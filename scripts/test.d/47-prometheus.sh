@@ -22,6 +22,7 @@ root=$PWD
 deploy=$root/examples/dashboard/deploy
 
 apt_who=47-prometheus
+svc_who=47-prometheus
 # shellcheck source=scripts/lib/apt.sh
 . scripts/lib/apt.sh
 if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
@@ -36,35 +37,11 @@ promtool check rules "$deploy/prometheus/ipvtl-rules.yml"
 
 # Build before anything starts.
 cargo build -p ipvtl-dashboard --quiet
-target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+# shellcheck source=scripts/lib/services.sh
+. scripts/lib/services.sh
+target=$(target_dir)
 
-work=$(mktemp -d /tmp/ipvtl-prom.XXXXXX)
-dash_pid=
-prom_pid=
-cleanup() {
-    local rc=$?
-    for pid in $prom_pid $dash_pid; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in $prom_pid $dash_pid; do
-        # Bounded: a process that ignores TERM for 10 s is killed.
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "$rc" != 0 ]; then
-        for log in dashboard prometheus; do
-            if [ -s "$work/$log.log" ]; then
-                echo "47-prometheus: the $log's log (tail):" >&2
-                tail -n 30 "$work/$log.log" >&2 || true
-            fi
-        done
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+svc_init ipvtl-prom
 dash_port=$(free_port)
 prom_port=$(free_port)
 dead_port=$(free_port) # nothing listens there: the "dashboard down" target
@@ -92,10 +69,10 @@ promtool check config "$work/prometheus.yml" >/dev/null
 
 (cd "$work" && exec "$target/debug/ipvtl-dashboard" --demo 12 --listen "127.0.0.1:$dash_port" --poll-interval 1 \
     --audit-log "$work/audit.jsonl" >"$work/dashboard.log" 2>&1) &
-dash_pid=$!
+svc_started dashboard $!
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
     --web.listen-address="127.0.0.1:$prom_port" --log.level=warn >"$work/prometheus.log" 2>&1 &
-prom_pid=$!
+svc_started prometheus $!
 echo "47-prometheus: dashboard on 127.0.0.1:$dash_port, Prometheus on 127.0.0.1:$prom_port ($work)"
 
 timeout 240 python3 tests/prometheus_rules.py "http://127.0.0.1:$prom_port" "http://127.0.0.1:$dash_port" \

@@ -20,6 +20,7 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 
 apt_who=48-alertmanager
+svc_who=48-alertmanager
 # shellcheck source=scripts/lib/apt.sh
 . scripts/lib/apt.sh
 if ! command -v prometheus-alertmanager >/dev/null; then
@@ -29,35 +30,11 @@ echo "48-alertmanager: $(prometheus-alertmanager --version 2>&1 | head -n 1)"
 
 # Build before anything starts.
 cargo build -p ipvtl-dashboard --quiet
-target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+# shellcheck source=scripts/lib/services.sh
+. scripts/lib/services.sh
+target=$(target_dir)
 
-work=$(mktemp -d /tmp/ipvtl-am.XXXXXX)
-dash_pid=
-am_pid=
-cleanup() {
-    local rc=$?
-    for pid in $am_pid $dash_pid; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in $am_pid $dash_pid; do
-        # Bounded: a process that ignores TERM for 10 s is killed.
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "$rc" != 0 ]; then
-        for log in dashboard alertmanager; do
-            if [ -s "$work/$log.log" ]; then
-                echo "48-alertmanager: the $log's log (tail):" >&2
-                tail -n 30 "$work/$log.log" >&2 || true
-            fi
-        done
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+svc_init ipvtl-am
 dash_port=$(free_port)
 am_port=$(free_port)
 
@@ -91,10 +68,10 @@ EOF
 
 prometheus-alertmanager --config.file="$work/alertmanager.yml" --storage.path="$work/am" \
     --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address= --log.level=warn >"$work/alertmanager.log" 2>&1 &
-am_pid=$!
+svc_started alertmanager $!
 (cd "$work" && exec "$target/debug/ipvtl-dashboard" --demo 12 --listen "127.0.0.1:$dash_port" --poll-interval 1 \
     --poll-timeout 1 --audit-log "$work/audit.jsonl" --alerts "$work/alerts.toml" >"$work/dashboard.log" 2>&1) &
-dash_pid=$!
+svc_started dashboard $!
 echo "48-alertmanager: dashboard on 127.0.0.1:$dash_port, Alertmanager on 127.0.0.1:$am_port ($work)"
 
 timeout 150 python3 "$root/tests/alertmanager.py" "http://127.0.0.1:$am_port" "http://127.0.0.1:$dash_port"

@@ -1,8 +1,9 @@
 // What the dashboard's browser tests share: their environment, Debian's
 // chromium launched the way this machine needs (no browser download, no
 // background networking), `check`, and `run`, which gives a test a fresh
-// browser context, fails it on any page or console error of any of its
-// pages, reports the outcome and cleans up.
+// browser context, fails it on any page or console error or any
+// Content-Security-Policy violation of any of its pages, reports the
+// outcome and cleans up.
 // Env: DASHBOARD_URL (required), ARTIFACTS (screenshot directory),
 // CHROMIUM (browser path, default /usr/bin/chromium).
 
@@ -37,12 +38,24 @@ export async function run(name, test) {
     ],
     viewport: { width: 1280, height: 900 },
   });
+  // Every page records Content-Security-Policy violations from its first
+  // script on; none may happen (checked at the end, on every open page).
+  await context.addInitScript(() => {
+    window.__cspViolations = [];
+    document.addEventListener("securitypolicyviolation", e =>
+      window.__cspViolations.push(e.violatedDirective + " " + (e.blockedURI || "inline")));
+  });
   context.on("page", page => {
     page.on("pageerror", e => failures.push("page error: " + e.message));
     page.on("console", m => { if (m.type() === "error") failures.push("console error: " + m.text()); });
   });
   try {
     await test(context);
+    for (const page of context.pages()) {
+      const violations = await page.evaluate(() => window.__cspViolations || []).catch(() => []);
+      check(violations.length === 0, "no Content-Security-Policy violation on " + page.url() +
+        (violations.length ? ": " + violations.join("; ") : ""));
+    }
     check(failures.length === 0, "no page or console errors" + (failures.length ? ": " + failures.join("; ") : ""));
     console.log(name + " passed");
   } catch (e) {

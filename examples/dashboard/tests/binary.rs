@@ -148,18 +148,7 @@ fn channels_stalled_before_the_first_poll_are_reported_and_flagged() {
     }
     assert!(!stalled.is_empty(), "sim-0006 shows stalled channels");
     // The replay from event 0, read until the stream has sent what it holds.
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
-    write!(s, "GET /api/events HTTP/1.1\r\nHost: {addr}\r\nLast-Event-ID: 0\r\n\r\n").unwrap();
-    let mut text = Vec::new();
-    let mut buf = [0u8; 65536];
-    while let Ok(n) = s.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        text.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&text);
+    let text = common::process::sse_replay(addr);
     let mut reported: Vec<u64> = text
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))

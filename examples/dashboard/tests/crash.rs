@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::process::{file_args, Dashboard};
@@ -129,18 +128,7 @@ fn kill_9_mid_batch_and_mid_restart_leaves_a_readable_audit_then_marks_them_inte
     assert_eq!(interrupted, want, "the batch's two actions and the single restart");
     let (_, entry) = d.get(&format!("/api/batches/{batch}"));
     assert_eq!(entry["state"], "interrupted", "{entry}");
-    let mut s = std::net::TcpStream::connect(d.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
-    write!(s, "GET /api/events HTTP/1.1\r\nHost: {}\r\nLast-Event-ID: 0\r\n\r\n", d.addr).unwrap();
-    let mut text = Vec::new();
-    let mut buf = [0u8; 65536];
-    while let Ok(n) = s.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        text.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&text);
+    let text = common::process::sse_replay(d.addr);
     let said = text.lines().filter(|l| *l == "event: action_interrupted").count();
     assert_eq!(said, 3, "one event per interrupted action:\n{text}");
     // Said once: a third start finds nothing open.

@@ -77,35 +77,53 @@ pub(super) async fn configure(
     body: Body,
 ) -> ApiResult {
     let input: ReconcilerInput = json_body(&headers, body).await?;
-    change_reconciler(&st, who.map(|Extension(w)| w), input).await
+    change_reconciler(&st, who, input).await
 }
 
 /// `POST /api/reconciler/pause`: healing stops fleet-wide (drift is still
 /// tracked) until resumed; kept across restarts.
 pub(super) async fn pause(State(st): State<AppState>, who: Option<Extension<Who>>) -> ApiResult {
     let input = ReconcilerInput { paused: Some(true), ..ReconcilerInput::default() };
-    change_reconciler(&st, who.map(|Extension(w)| w), input).await
+    change_reconciler(&st, who, input).await
 }
 
 /// `POST /api/reconciler/resume`: healing goes on.
 pub(super) async fn resume(State(st): State<AppState>, who: Option<Extension<Who>>) -> ApiResult {
     let input = ReconcilerInput { paused: Some(false), ..ReconcilerInput::default() };
-    change_reconciler(&st, who.map(|Extension(w)| w), input).await
+    change_reconciler(&st, who, input).await
 }
 
-async fn change_reconciler(st: &AppState, who: Option<Who>, input: ReconcilerInput) -> ApiResult {
+/// Audits `event` (write-ahead), then stores `view` as the `kind` setting
+/// at `key`; call with the settings lock held, and apply the change before
+/// letting it go. Nothing is changed on an error.
+async fn record<V: serde::Serialize>(
+    st: &AppState,
+    who: Option<Extension<Who>>,
+    event: AuditEvent,
+    kind: &str,
+    key: &str,
+    view: &V,
+) -> Result<(), ApiError> {
+    audit_now(st, &event.by(who.map(|Extension(w)| w))).await?;
+    let entry = serde_json::to_string(view).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    st.store().put_setting(kind, key, &entry, now_s()).await.map_err(unstored)
+}
+
+async fn change_reconciler(st: &AppState, who: Option<Extension<Who>>, input: ReconcilerInput) -> ApiResult {
+    // Held from reading the settings in force to applying the new ones.
     let _one_at_a_time = st.inner.settings_lock.lock().await;
-    let config = input.apply(&st.cluster().reconciler_config()).map_err(|e| client(&e))?;
-    let settings = ReconcilerSettings {
-        max_parallel: config.max_parallel,
-        storm_percent: config.storm_percent,
-        storm_min: config.storm_min,
-        dry_run: config.dry_run,
-        paused: config.paused,
+    let settings = {
+        let c = input.apply(&st.cluster().reconciler_config()).map_err(|e| client(&e))?;
+        ReconcilerSettings {
+            max_parallel: c.max_parallel,
+            storm_percent: c.storm_percent,
+            storm_min: c.storm_min,
+            dry_run: c.dry_run,
+            paused: c.paused,
+        }
     };
-    audit_now(st, &AuditEvent::ReconcilerChanged { settings: settings.clone() }.by(who)).await?;
-    let entry = serde_json::to_string(&settings).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    st.store().put_setting(RECONCILER, FLEET_KEY, &entry, now_s()).await.map_err(unstored)?;
+    let event = AuditEvent::ReconcilerChanged { settings: settings.clone() };
+    record(st, who, event, RECONCILER, FLEET_KEY, &settings).await?;
     st.cluster().configure_reconciler(ReconcilerInput::from(&settings)).map_err(|e| client(&e))?;
     let view = reconciler_view(st);
     st.inner.hub.publish("reconciler", serde_json::to_string(&view).unwrap_or_default());
@@ -156,10 +174,9 @@ pub(super) async fn put_desired(
     let req: DesiredRequest = json_body(&headers, body).await?;
     let desired = parse_desired(&req.desired).map_err(|e| client(&e))?;
     let view = DesiredSettingView::new(&scope, desired, Source::Api);
+    let event = AuditEvent::DesiredSet { setting: view.clone() };
     let _one_at_a_time = st.inner.settings_lock.lock().await;
-    audit_now(&st, &AuditEvent::DesiredSet { setting: view.clone() }.by(who.map(|Extension(w)| w))).await?;
-    let entry = serde_json::to_string(&view).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    st.store().put_setting(DESIRED, &scope_key(&scope), &entry, now_s()).await.map_err(unstored)?;
+    record(&st, who, event, DESIRED, &scope_key(&scope), &view).await?;
     st.cluster().set_desired(scope, desired).map_err(|e| client(&e))?;
     st.invalidate();
     json(&view)
@@ -179,10 +196,9 @@ pub(super) async fn put_healing(
     let req: PolicyInput = json_body(&headers, body).await?;
     let healing = req.into_healing().map_err(|e| client(&e))?;
     let view = HealingSettingView::new(&scope, &healing, Source::Api);
+    let event = AuditEvent::HealingSet { setting: view.clone() };
     let _one_at_a_time = st.inner.settings_lock.lock().await;
-    audit_now(&st, &AuditEvent::HealingSet { setting: view.clone() }.by(who.map(|Extension(w)| w))).await?;
-    let entry = serde_json::to_string(&view).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    st.store().put_setting(HEALING, &scope_key(&scope), &entry, now_s()).await.map_err(unstored)?;
+    record(&st, who, event, HEALING, &scope_key(&scope), &view).await?;
     st.cluster().set_healing(scope, healing).map_err(|e| client(&e))?;
     json(&view)
 }

@@ -270,3 +270,21 @@ fn dechunk(mut s: &str) -> String {
     }
     out
 }
+
+/// The event stream replayed from event 0 (`Last-Event-ID: 0`), read until
+/// it has sent what it holds (1.5 s without a byte): the raw SSE text.
+#[allow(dead_code)] // Not every test binary reads the stream.
+pub fn sse_replay(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).expect("connects");
+    s.set_read_timeout(Some(Duration::from_millis(1500))).expect("a read timeout");
+    write!(s, "GET /api/events HTTP/1.1\r\nHost: {addr}\r\nLast-Event-ID: 0\r\n\r\n").expect("writes");
+    let mut text = Vec::new();
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
