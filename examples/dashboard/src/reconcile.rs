@@ -5,9 +5,9 @@
 //! cluster). The reconciler itself is the core's; this only persists what
 //! people told it.
 
-use ipvtl_client::core::Scope;
+use ipvtl_client::core::{ReconcilerConfig, Scope};
 use ipvtl_client::reconcile::{parse_desired, PolicyInput, ReconcilerInput, ScopeInput};
-use ipvtl_client::{ClientError, Cluster, ReconcilerStatus};
+use ipvtl_client::{ClientError, Cluster};
 use serde::Deserialize;
 
 use crate::audit::ReconcilerSettings;
@@ -32,9 +32,8 @@ pub(crate) fn scope_key(scope: &Scope) -> String {
     v.to_string()
 }
 
-impl From<&ReconcilerStatus> for ReconcilerSettings {
-    fn from(s: &ReconcilerStatus) -> Self {
-        let c = &s.config;
+impl From<&ReconcilerConfig> for ReconcilerSettings {
+    fn from(c: &ReconcilerConfig) -> Self {
         ReconcilerSettings {
             max_parallel: c.max_parallel,
             storm_percent: c.storm_percent,

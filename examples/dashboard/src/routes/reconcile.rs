@@ -112,16 +112,8 @@ async fn record<V: serde::Serialize>(
 async fn change_reconciler(st: &AppState, who: Option<Extension<Who>>, input: ReconcilerInput) -> ApiResult {
     // Held from reading the settings in force to applying the new ones.
     let _one_at_a_time = st.inner.settings_lock.lock().await;
-    let settings = {
-        let c = input.apply(&st.cluster().reconciler_config()).map_err(|e| client(&e))?;
-        ReconcilerSettings {
-            max_parallel: c.max_parallel,
-            storm_percent: c.storm_percent,
-            storm_min: c.storm_min,
-            dry_run: c.dry_run,
-            paused: c.paused,
-        }
-    };
+    let config = input.apply(&st.cluster().reconciler_config()).map_err(|e| client(&e))?;
+    let settings = ReconcilerSettings::from(&config);
     let event = AuditEvent::ReconcilerChanged { settings: settings.clone() };
     record(st, who, event, RECONCILER, FLEET_KEY, &settings).await?;
     st.cluster().configure_reconciler(ReconcilerInput::from(&settings)).map_err(|e| client(&e))?;
