@@ -21,6 +21,7 @@ const pending = new Map();      // "id|ch" -> {action} while an action of ours r
 const chanErr = new Map();      // "id|ch" -> {msg, ok}
 const selected = new Set();     // "id|ch"
 const live = new Map();         // "id|ch" -> {state, at}: channel states from events
+const healingNow = new Map();   // "id|ch" -> action id: heals under way, from heal_started to heal_finished
 let config = { auth_required: false, history_len: 120 };
 let recon = null;               // GET /api/reconciler: healing's fleet-wide state (null: not offered)
 const drifting = new Set();     // ids of servers with a drifting channel (their drift ages tick)
@@ -221,6 +222,10 @@ function connectEvents() {
   for (const name of ["drift_started", "drift_ended", "heal_planned", "heal_started", "heal_finished", "heal_degraded"]) {
     on(name, () => { requestLoad(); requestReconciler(); });
   }
+  // A heal shows on its card from its start to its end as the events say,
+  // not only when a fetched list happens to fall in between.
+  on("heal_started", d => { healingNow.set(keyOf(d.server_id, d.channel_id), d.action_id); touch(d.server_id); });
+  on("heal_finished", d => { healingNow.delete(keyOf(d.server_id, d.channel_id)); touch(d.server_id); });
   on("healing_paused", () => { requestLoad(); requestReconciler(); });
   on("healing_resumed", () => { requestLoad(); requestReconciler(); });
   on("reconciler", d => applyReconciler(d));
@@ -327,7 +332,8 @@ function driftAge(s, d) { return fmtAge((d.drift_ms + (Date.now() - s._at)) / 10
 // a heal under way. Nothing at all for an unmanaged channel in step.
 function wantHtml(s, ch) {
   const d = ch.drift;
-  if (!ch.desired && !d) return "";
+  const healing = (d && d.healing_action_id != null) || healingNow.has(keyOf(s.config.id, ch.id));
+  if (!ch.desired && !d && !healing) return "";
   let h = "";
   if (ch.desired) h += '<span class="badge want">' + esc(t("wants", { state: t(ch.desired) })) + "</span>";
   if (d) {
@@ -335,12 +341,12 @@ function wantHtml(s, ch) {
       since: new Date(d.since_at * 1000).toLocaleTimeString(), n: d.attempts });
     h += '<span class="badge drift" title="' + esc(tip) + '"><span class="dage">' + esc(t("drift_for", { age: driftAge(s, d) })) + "</span>" +
       (d.stall ? " · " + esc(t("stall_" + d.stall)) : "") + "</span>";
-    if (d.healing_action_id != null) h += '<span class="badge healing">' + esc(t("healing_now")) + "</span>";
     if (d.degraded) {
       h += '<span class="badge degraded" title="' + esc(t("degraded_tip", { n: d.attempts })) + '">' + esc(t("degraded")) + "</span>" +
         '<button data-heal="retry">' + esc(t("retry_heal")) + "</button>";
     }
   }
+  if (healing) h += '<span class="badge healing">' + esc(t("healing_now")) + "</span>";
   return '<div class="want">' + h + "</div>";
 }
 
