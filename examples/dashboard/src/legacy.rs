@@ -71,8 +71,8 @@ struct LegacyChannel<'a> {
 #[derive(Default)]
 pub(crate) struct ChannelContext {
     actions: HashMap<String, HashMap<u32, ActionProgressView>>,
-    managed: HashMap<String, ManagedServer>,
-    drifts: HashMap<String, HashMap<u32, DriftView>>,
+    managed: HashMap<ServerId, ManagedServer>,
+    drifts: HashMap<ServerId, HashMap<u32, DriftView>>,
 }
 
 impl ChannelContext {
@@ -88,9 +88,9 @@ impl ChannelContext {
         for a in actions.iter().map(ActionProgressView::from) {
             c.actions.entry(a.server_id.clone()).or_default().insert(a.channel_id, a);
         }
-        c.managed = managed.into_iter().map(|(id, m)| (id.to_string(), m)).collect();
+        c.managed = managed;
         for d in drifts {
-            c.drifts.entry(d.server.to_string()).or_default().insert(d.channel.get(), DriftView::new(d, now, wall));
+            c.drifts.entry(d.server.clone()).or_default().insert(d.channel.get(), DriftView::new(d, now, wall));
         }
         c
     }
