@@ -274,10 +274,7 @@ impl Cluster {
         kind: ActionKind,
     ) -> Result<impl std::future::Future<Output = Result<ActionReport, ClientError>> + Send + 'static, ClientError>
     {
-        let server = ServerId::from(id);
-        let Some(ch) = ChannelId::new(channel) else {
-            return Err(ClientError::ChannelNotFound { server, channel, count: None });
-        };
+        let (server, ch) = channel_of(id, channel)?;
         let now = self.now();
         let done = {
             let mut fleet = self.fleet();
@@ -452,12 +449,7 @@ impl Cluster {
     /// What `channel` of server `id` should be doing, and the scope that
     /// says so (`None`: nothing does, so unmanaged).
     pub fn desired(&self, id: &str, channel: u32) -> Result<(Desired, Option<Scope>), ClientError> {
-        let server = ServerId::from(id);
-        let ch = ChannelId::new(channel).ok_or(ClientError::ChannelNotFound {
-            server: server.clone(),
-            channel,
-            count: None,
-        })?;
+        let (server, ch) = channel_of(id, channel)?;
         let fleet = self.fleet();
         let config = fleet.server(&server).ok_or_else(|| ClientError::ServerNotFound(server.clone()))?;
         Ok(fleet.reconciler().desired(config, ch))
@@ -587,12 +579,7 @@ impl Cluster {
     /// A human says "try again": clears a degraded channel and its count
     /// of attempts. False when it was not degraded.
     pub fn clear_degraded(&self, id: &str, channel: u32) -> Result<bool, ClientError> {
-        let server = ServerId::from(id);
-        let ch = ChannelId::new(channel).ok_or(ClientError::ChannelNotFound {
-            server: server.clone(),
-            channel,
-            count: None,
-        })?;
+        let (server, ch) = channel_of(id, channel)?;
         let cleared = {
             let mut fleet = self.fleet();
             if fleet.server(&server).is_none() {
@@ -635,6 +622,15 @@ pub struct ReconcilerStatus {
     pub troubled: usize,
     /// Heals under way.
     pub heals_in_flight: usize,
+}
+
+/// Server `id`'s channel number `channel`, or `ChannelNotFound` for 0.
+fn channel_of(id: &str, channel: u32) -> Result<(ServerId, ChannelId), ClientError> {
+    let server = ServerId::from(id);
+    match ChannelId::new(channel) {
+        Some(ch) => Ok((server, ch)),
+        None => Err(ClientError::ChannelNotFound { server, channel, count: None }),
+    }
 }
 
 fn check_unique(servers: &[ServerConfig]) -> Result<(), ClientError> {
