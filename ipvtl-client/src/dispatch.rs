@@ -24,6 +24,8 @@ struct Waiters {
 
 struct Subscriber {
     sender: Sender<Event>,
+    /// Events it may hold unread; beyond, new ones are dropped for it.
+    capacity: usize,
     dropped: Arc<AtomicU64>,
 }
 
@@ -62,10 +64,15 @@ impl Dispatch {
         rx
     }
 
+    /// A subscriber that may hold up to `capacity` unread events. Its queue
+    /// grows and shrinks with what it holds (an unbounded channel, capped
+    /// here), so a large cap costs nothing until it is used: a bounded
+    /// channel would allocate every slot up front (16 MiB for the
+    /// dashboard's 65 536 events).
     pub(crate) fn subscribe(&self, capacity: usize) -> Subscription {
-        let (sender, receiver) = channel::bounded(capacity);
+        let (sender, receiver) = channel::unbounded();
         let dropped = Arc::new(AtomicU64::new(0));
-        lock(&self.subscribers).push(Subscriber { sender, dropped: dropped.clone() });
+        lock(&self.subscribers).push(Subscriber { sender, capacity, dropped: dropped.clone() });
         Subscription { receiver: Box::pin(receiver), dropped }
     }
 
@@ -73,13 +80,17 @@ impl Dispatch {
     /// event before anyone waiting for it is woken, so a caller whose
     /// action just finished finds its events already in its subscription.
     pub(crate) fn on_event(&self, event: Event) {
-        lock(&self.subscribers).retain(|s| match s.sender.try_send(event.clone()) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                s.dropped.fetch_add(1, Ordering::Relaxed);
-                true
+        // The driver is the only sender, so a queue below its cap here
+        // stays below it until this event is in.
+        lock(&self.subscribers).retain(|s| {
+            if s.sender.is_closed() {
+                return false;
             }
-            Err(TrySendError::Closed(_)) => false,
+            if s.sender.len() >= s.capacity {
+                s.dropped.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+            !matches!(s.sender.try_send(event.clone()), Err(TrySendError::Closed(_)))
         });
         let mut w = lock(&self.waiters);
         match event {

@@ -3,6 +3,7 @@
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
+use alloc::sync::Arc;
 use core::fmt;
 use core::time::Duration;
 use serde::{Deserialize, Serialize};
@@ -296,8 +297,9 @@ impl std::error::Error for PollError {}
 pub struct ServerState {
     /// Current health.
     pub health: Health,
-    /// The last good status; kept when a later poll fails.
-    pub status: Option<Status>,
+    /// The last good status; kept when a later poll fails. Shared, not
+    /// copied, by snapshots and whatever holds them.
+    pub status: Option<Arc<Status>>,
     /// When the last good status arrived.
     pub last_ok_at: Option<Instant>,
     /// When the last poll (good or bad) finished.

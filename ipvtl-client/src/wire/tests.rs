@@ -21,7 +21,7 @@ fn snapshot() -> ServerSnapshot {
                    "cpu":[12.345,30]}"#;
     let mut state = ServerState {
         health: Health::Online,
-        status: Some(parse_status(body).unwrap()),
+        status: Some(std::sync::Arc::new(parse_status(body).unwrap())),
         last_ok_at: Some(Instant::from_millis(1_000)),
         last_poll_at: Some(Instant::from_millis(4_000)),
         latency: Some(Duration::from_micros(12_700)),

@@ -82,7 +82,7 @@ fn snapshot(servers: &[Srv], drifts: Vec<Drift>, now: Instant) -> FleetSnapshot 
             let mut state = ServerState {
                 health: s.health,
                 maintenance: s.maintenance,
-                status: Some(Status { cpu: s.cpu.clone(), ..Status::default() }),
+                status: Some(alloc::sync::Arc::new(Status { cpu: s.cpu.clone(), ..Status::default() })),
                 ..ServerState::default()
             };
             if s.health == Health::Offline {

@@ -2,6 +2,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::{json_error, Position};
@@ -52,74 +53,351 @@ fn shape(message: impl Into<String>) -> StatusError {
 /// empty. Only what would make the answer misleading is an error: a body that
 /// is not a JSON object, `channels`/`cpu` that are not arrays, a channel that
 /// is not an object, a CPU value that is not a number.
+///
+/// Read in one pass straight into the model (the poll path runs it for
+/// every answer): no `serde_json::Value` in between except for the fields
+/// kept as sent, no allocated keys for the fields it knows. A key given
+/// twice counts once, with its last value, as in a JSON object read whole;
+/// a shape error is reported only once the document is known to be JSON,
+/// `cpu`'s before `channels'`, each list's first in index order.
 pub fn parse_status(body: &[u8]) -> Result<Status, StatusError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        let (message, position) = json_error(&e);
-        StatusError::Json { message, position }
-    })?;
-    let Value::Object(mut top) = value else {
-        return Err(shape(alloc::format!("expected a JSON object, found {}", kind(&value))));
-    };
-    let cpu = match top.remove("cpu") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| match v {
-                Value::Number(n) => {
-                    // A value beyond f32 (1e80, say) would become infinity.
-                    n.as_f64()
-                        .map(|f| f as f32)
-                        .filter(|f| f.is_finite())
-                        .ok_or_else(|| shape(alloc::format!("cpu[{i}] is not a finite number: {n}")))
-                }
-                other => Err(shape(alloc::format!("cpu[{i}] is {}, expected a number", kind(other)))),
-            })
-            .collect::<Result<Vec<f32>, _>>()?,
-        Some(other) => return Err(shape(alloc::format!("\"cpu\" is {}, expected an array", kind(&other)))),
-    };
-    let channels = match top.remove("channels") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => {
-            items.into_iter().enumerate().map(|(i, v)| parse_channel(i, v)).collect::<Result<Vec<Channel>, _>>()?
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let read = TopDocument.deserialize(&mut de).and_then(|top| de.end().map(|()| top));
+    match read {
+        Ok(top) => top,
+        Err(e) => {
+            let (message, position) = json_error(&e);
+            Err(StatusError::Json { message, position })
         }
-        Some(other) => return Err(shape(alloc::format!("\"channels\" is {}, expected an array", kind(&other)))),
-    };
-    Ok(Status { cpu, channels, extra: top.into_iter().collect() })
+    }
 }
 
-fn parse_channel(index: usize, value: Value) -> Result<Channel, StatusError> {
-    let Value::Object(mut fields) = value else {
-        return Err(shape(alloc::format!("channels[{index}] is {}, expected an object", kind(&value))));
-    };
-    let state = match fields.remove("state") {
-        Some(Value::String(s)) => ChannelState::parse(&s),
-        None | Some(Value::Null) => ChannelState::Other(String::new()),
-        Some(other) => ChannelState::Other(other.to_string()),
-    };
-    let status = match fields.remove("status") {
-        Some(Value::String(s)) => s,
-        None | Some(Value::Null) => String::new(),
-        Some(other) => other.to_string(),
-    };
-    let stats = parse_stats(&status);
-    Ok(Channel {
-        id: ChannelId::from_index(index),
-        state,
-        status,
-        stats,
-        extra: fields.into_iter().collect::<BTreeMap<_, _>>(),
-    })
+/// What a JSON value is, for messages ("a string", "an array"...).
+#[derive(Clone, Copy)]
+enum Kind {
+    Null,
+    Bool,
+    Number,
+    Str,
+    Array,
+    Object,
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool => "a boolean",
+            Kind::Number => "a number",
+            Kind::Str => "a string",
+            Kind::Array => "an array",
+            Kind::Object => "an object",
+        }
+    }
+}
+
+/// What a field expects: the kinds of value it takes, each with what to
+/// make of it. Any other kind is read (and skipped) as its [`Kind`], for
+/// the caller to name in a message; see [`Shaped`].
+trait Shape<'de>: Sized {
+    type Out;
+    fn null(self) -> Result<Self::Out, Kind> {
+        Err(Kind::Null)
+    }
+    fn number(self, _n: serde_json::Number) -> Result<Self::Out, Kind> {
+        Err(Kind::Number)
+    }
+    fn seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Result<Self::Out, Kind>, A::Error> {
+        drain_seq(seq).map(|()| Err(Kind::Array))
+    }
+    fn map<A: MapAccess<'de>>(self, map: A) -> Result<Result<Self::Out, Kind>, A::Error> {
+        drain_map(map).map(|()| Err(Kind::Object))
+    }
+}
+
+/// Reads any JSON value for a [`Shape`].
+struct Shaped<S>(S);
+
+impl<'de, S: Shape<'de>> Visitor<'de> for Shaped<S> {
+    type Value = Result<S::Out, Kind>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(self.0.null())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err(Kind::Bool))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(self.0.number(v.into()))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(self.0.number(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        // JSON has no infinities or NaN: serde_json never gives one here.
+        Ok(serde_json::Number::from_f64(v).map_or(Err(Kind::Number), |n| self.0.number(n)))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err(Kind::Str))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        self.0.seq(seq)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        self.0.map(map)
+    }
+}
+
+impl<'de, S: Shape<'de>> DeserializeSeed<'de> for Shaped<S> {
+    type Value = Result<S::Out, Kind>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+// Skipping reads into a `Value` (on this error path only) rather than
+// `IgnoredAny`: serde_json skips with a scanner of its own, whose messages
+// for a damaged document differ ("invalid number" for a cut "-", where
+// reading says "EOF while parsing a value").
+
+fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<Value>()?.is_some() {}
+    Ok(())
+}
+
+fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<String, Value>()?.is_some() {}
+    Ok(())
+}
+
+/// The body: an object with `cpu`, `channels` and anything else.
+struct Top;
+
+impl<'de> Shape<'de> for Top {
+    type Out = Result<Status, StatusError>;
+    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Result<Self::Out, Kind>, A::Error> {
+        let mut cpu = Ok(Vec::new());
+        let mut channels = Ok(Vec::new());
+        let mut extra = BTreeMap::new();
+        while let Some(key) = map.next_key_seed(KeySeed(&["cpu", "channels"]))? {
+            match key {
+                Key::Known(0) => {
+                    cpu = map.next_value_seed(Shaped(CpuList))?.unwrap_or_else(|k| {
+                        Err(shape(alloc::format!("\"cpu\" is {}, expected an array", k.name())))
+                    });
+                }
+                Key::Known(_) => {
+                    channels = map.next_value_seed(Shaped(ChannelList))?.unwrap_or_else(|k| {
+                        Err(shape(alloc::format!("\"channels\" is {}, expected an array", k.name())))
+                    });
+                }
+                Key::Other(name) => {
+                    extra.insert(name, map.next_value::<Value>()?);
+                }
+            }
+        }
+        Ok(Ok(cpu.and_then(|cpu| Ok(Status { cpu, channels: channels?, extra }))))
+    }
+}
+
+/// [`Top`], with any other kind of document named in the error.
+struct TopDocument;
+
+impl<'de> DeserializeSeed<'de> for TopDocument {
+    type Value = Result<Status, StatusError>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        let top = Shaped(Top).deserialize(d)?;
+        Ok(top.unwrap_or_else(|k| Err(shape(alloc::format!("expected a JSON object, found {}", k.name())))))
+    }
+}
+
+/// An object key: one of the names the caller knows (by index), without
+/// allocating, or another, kept.
+enum Key {
+    Known(usize),
+    Other(String),
+}
+
+struct KeySeed(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed {
+    type Value = Key;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+        Ok(self.0.iter().position(|k| *k == v).map_or_else(|| Key::Other(String::from(v)), Key::Known))
+    }
+}
+
+/// `cpu`: null (none) or an array of numbers: the list, or the first bad
+/// item's message.
+struct CpuList;
+
+impl<'de> Shape<'de> for CpuList {
+    type Out = Result<Vec<f32>, StatusError>;
+    fn null(self) -> Result<Self::Out, Kind> {
+        Ok(Ok(Vec::new()))
+    }
+    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Result<Self::Out, Kind>, A::Error> {
+        let mut cpu = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        let mut bad = None;
+        let mut i = 0;
+        while let Some(item) = seq.next_element_seed(Shaped(CpuValue))? {
+            if bad.is_none() {
+                match item {
+                    Ok(Ok(v)) => cpu.push(v),
+                    Ok(Err(n)) => bad = Some(shape(alloc::format!("cpu[{i}] is not a finite number: {n}"))),
+                    Err(k) => bad = Some(shape(alloc::format!("cpu[{i}] is {}, expected a number", k.name()))),
+                }
+            }
+            i += 1;
+        }
+        Ok(Ok(bad.map_or(Ok(cpu), Err)))
+    }
+}
+
+/// One CPU value: a number that fits an `f32` (else the number, for the
+/// message).
+struct CpuValue;
+
+impl Shape<'_> for CpuValue {
+    type Out = Result<f32, serde_json::Number>;
+    fn number(self, n: serde_json::Number) -> Result<Self::Out, Kind> {
+        // A value beyond f32 (1e80, say) would become infinity.
+        Ok(n.as_f64().map(|f| f as f32).filter(|f| f.is_finite()).ok_or(n))
+    }
+}
+
+/// `channels`: null (none) or an array of objects.
+struct ChannelList;
+
+impl<'de> Shape<'de> for ChannelList {
+    type Out = Result<Vec<Channel>, StatusError>;
+    fn null(self) -> Result<Self::Out, Kind> {
+        Ok(Ok(Vec::new()))
+    }
+    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Result<Self::Out, Kind>, A::Error> {
+        let mut channels = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        let mut bad = None;
+        let mut index = 0;
+        while let Some(item) = seq.next_element_seed(Shaped(ChannelObject { index }))? {
+            match item {
+                Ok(ch) if bad.is_none() => channels.push(ch),
+                Ok(_) => {}
+                Err(k) => {
+                    if bad.is_none() {
+                        bad = Some(shape(alloc::format!("channels[{index}] is {}, expected an object", k.name())));
+                    }
+                }
+            }
+            index += 1;
+        }
+        Ok(Ok(bad.map_or(Ok(channels), Err)))
+    }
+}
+
+/// One channel: an object with `state`, `status` and anything else.
+struct ChannelObject {
+    index: usize,
+}
+
+impl<'de> Shape<'de> for ChannelObject {
+    type Out = Channel;
+    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Result<Channel, Kind>, A::Error> {
+        let mut state = None;
+        let mut status = None;
+        let mut extra = BTreeMap::new();
+        while let Some(key) = map.next_key_seed(KeySeed(&["state", "status"]))? {
+            match key {
+                Key::Known(0) => state = Some(map.next_value_seed(Text)?),
+                Key::Known(_) => status = Some(map.next_value_seed(Text)?),
+                Key::Other(name) => {
+                    extra.insert(name, map.next_value::<Value>()?);
+                }
+            }
+        }
+        let state = match state {
+            Some(TextValue::Str(s)) => ChannelState::parse(&s),
+            None | Some(TextValue::Null) => ChannelState::Other(String::new()),
+            Some(TextValue::Json(v)) => ChannelState::Other(v.to_string()),
+        };
+        let status = match status {
+            Some(TextValue::Str(s)) => s,
+            None | Some(TextValue::Null) => String::new(),
+            Some(TextValue::Json(v)) => v.to_string(),
+        };
+        let stats = parse_stats(&status);
+        Ok(Ok(Channel { id: ChannelId::from_index(self.index), state, status, stats, extra }))
+    }
+}
+
+/// A field meant to be text: the text, null, or any other value kept whole
+/// (its JSON is then used as the text).
+enum TextValue {
+    Str(String),
+    Null,
+    Json(Value),
+}
+
+struct Text;
+
+impl<'de> DeserializeSeed<'de> for Text {
+    type Value = TextValue;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<TextValue, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Text {
+    type Value = TextValue;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<TextValue, E> {
+        Ok(TextValue::Null)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<TextValue, E> {
+        Ok(TextValue::Str(String::from(v)))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<TextValue, E> {
+        Ok(TextValue::Str(v))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<TextValue, E> {
+        Ok(TextValue::Json(Value::Bool(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<TextValue, E> {
+        Ok(TextValue::Json(Value::Number(v.into())))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<TextValue, E> {
+        Ok(TextValue::Json(Value::Number(v.into())))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<TextValue, E> {
+        Ok(TextValue::Json(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TextValue, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element::<Value>()? {
+            items.push(v);
+        }
+        Ok(TextValue::Json(Value::Array(items)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TextValue, A::Error> {
+        let mut fields = serde_json::Map::new();
+        while let Some((k, v)) = map.next_entry::<String, Value>()? {
+            fields.insert(k, v);
+        }
+        Ok(TextValue::Json(Value::Object(fields)))
     }
 }
 
@@ -160,4 +438,202 @@ fn number_with_suffix(s: &str, suffix: &str) -> Option<f32> {
         return None;
     }
     n.parse::<f32>().ok().filter(|v| v.is_finite())
+}
+
+/// The parser as first written, through a whole `serde_json::Value`: the
+/// reference the one-pass parser is checked against.
+#[cfg(test)]
+mod reference {
+    use alloc::collections::BTreeMap;
+    use alloc::string::{String, ToString};
+    use alloc::vec::Vec;
+    use serde_json::Value;
+
+    use super::super::json_error;
+    use super::{parse_stats, shape, StatusError};
+    use crate::ids::ChannelId;
+    use crate::model::{Channel, ChannelState, Status};
+
+    /// Parses a `/status` body through a whole `serde_json::Value`.
+    ///
+    /// Tolerant by design: unknown fields are kept in `extra`, unknown states in
+    /// [`ChannelState::Other`], CPU values may be integers or floats, a missing
+    /// `cpu` or `channels` reads as empty, a missing or `null` status text as
+    /// empty. Only what would make the answer misleading is an error: a body that
+    /// is not a JSON object, `channels`/`cpu` that are not arrays, a channel that
+    /// is not an object, a CPU value that is not a number.
+    pub(super) fn parse_status(body: &[u8]) -> Result<Status, StatusError> {
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
+            let (message, position) = json_error(&e);
+            StatusError::Json { message, position }
+        })?;
+        let Value::Object(mut top) = value else {
+            return Err(shape(alloc::format!("expected a JSON object, found {}", kind(&value))));
+        };
+        let cpu = match top.remove("cpu") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::Number(n) => {
+                        // A value beyond f32 (1e80, say) would become infinity.
+                        n.as_f64()
+                            .map(|f| f as f32)
+                            .filter(|f| f.is_finite())
+                            .ok_or_else(|| shape(alloc::format!("cpu[{i}] is not a finite number: {n}")))
+                    }
+                    other => Err(shape(alloc::format!("cpu[{i}] is {}, expected a number", kind(other)))),
+                })
+                .collect::<Result<Vec<f32>, _>>()?,
+            Some(other) => return Err(shape(alloc::format!("\"cpu\" is {}, expected an array", kind(&other)))),
+        };
+        let channels = match top.remove("channels") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => {
+                items.into_iter().enumerate().map(|(i, v)| parse_channel(i, v)).collect::<Result<Vec<Channel>, _>>()?
+            }
+            Some(other) => return Err(shape(alloc::format!("\"channels\" is {}, expected an array", kind(&other)))),
+        };
+        Ok(Status { cpu, channels, extra: top.into_iter().collect() })
+    }
+
+    fn parse_channel(index: usize, value: Value) -> Result<Channel, StatusError> {
+        let Value::Object(mut fields) = value else {
+            return Err(shape(alloc::format!("channels[{index}] is {}, expected an object", kind(&value))));
+        };
+        let state = match fields.remove("state") {
+            Some(Value::String(s)) => ChannelState::parse(&s),
+            None | Some(Value::Null) => ChannelState::Other(String::new()),
+            Some(other) => ChannelState::Other(other.to_string()),
+        };
+        let status = match fields.remove("status") {
+            Some(Value::String(s)) => s,
+            None | Some(Value::Null) => String::new(),
+            Some(other) => other.to_string(),
+        };
+        let stats = parse_stats(&status);
+        Ok(Channel {
+            id: ChannelId::from_index(index),
+            state,
+            status,
+            stats,
+            extra: fields.into_iter().collect::<BTreeMap<_, _>>(),
+        })
+    }
+
+    fn kind(v: &Value) -> &'static str {
+        match v {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::string::String;
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::{parse_status, reference};
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e3f64..1e3).prop_map(Value::from),
+            prop_oneof![Just(1e80), Just(-3.5e38), Just(3.4e38), Just(1e-50)].prop_map(Value::from),
+            prop::sample::select(vec![
+                "idle",
+                "running",
+                "stopping",
+                "starting",
+                "",
+                "01:02:03 25fps@3000Kbps",
+                "1:2 x",
+                "é\"\\\n",
+            ])
+            .prop_map(Value::from),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(vec!["state", "status", "fps", "x"]), inner), 0..4)
+                    .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (String::from(k), v)).collect())),
+            ]
+        })
+    }
+
+    /// An object's text from (key, value) pairs: keys may repeat.
+    fn object(pairs: &[(&str, Value)]) -> String {
+        let fields: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| alloc::format!("{}:{}", serde_json::to_string(k).unwrap(), serde_json::to_string(v).unwrap()))
+            .collect();
+        alloc::format!("{{{}}}", fields.join(","))
+    }
+
+    fn channel() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            4 => prop::collection::vec((prop::sample::select(vec!["state", "status", "extra"]), value()), 0..4)
+                .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (String::from(k), v)).collect())),
+            1 => value(),
+        ]
+    }
+
+    fn top_field() -> impl Strategy<Value = (&'static str, Value)> {
+        prop_oneof![
+            (Just("cpu"), prop_oneof![prop::collection::vec(leaf(), 0..5).prop_map(Value::Array), leaf()]),
+            (Just("channels"), prop_oneof![prop::collection::vec(channel(), 0..5).prop_map(Value::Array), value()]),
+            (prop::sample::select(vec!["uptime", "version", "cpu\u{0}"]), value()),
+        ]
+    }
+
+    fn document() -> impl Strategy<Value = String> {
+        prop_oneof![
+            8 => prop::collection::vec(top_field(), 0..5).prop_map(|pairs| object(&pairs)),
+            1 => value().prop_map(|v| serde_json::to_string(&v).unwrap()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+        /// The one-pass parser says exactly what the parser through a whole
+        /// `Value` says: the same status, or the same error at the same place.
+        #[test]
+        fn agrees_with_the_reference_on_documents(doc in document()) {
+            prop_assert_eq!(parse_status(doc.as_bytes()), reference::parse_status(doc.as_bytes()), "{}", doc);
+        }
+
+        /// ... and on damaged ones (a byte replaced, or the end cut off).
+        #[test]
+        fn agrees_with_the_reference_on_damaged_documents(
+            doc in document(),
+            at in any::<prop::sample::Index>(),
+            byte in prop::sample::select(b"{}[]\",:0 an\\".to_vec()),
+            cut in any::<bool>(),
+        ) {
+            let mut bytes = doc.into_bytes();
+            let i = at.index(bytes.len());
+            if cut {
+                bytes.truncate(i);
+            } else {
+                bytes[i] = byte;
+            }
+            prop_assert_eq!(parse_status(&bytes), reference::parse_status(&bytes));
+        }
+    }
 }

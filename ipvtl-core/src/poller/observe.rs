@@ -2,6 +2,7 @@
 //! implies: health changes, channel changes, stalls, reboots.
 
 use alloc::collections::VecDeque;
+use alloc::sync::Arc;
 use alloc::vec;
 use core::time::Duration;
 
@@ -65,7 +66,7 @@ pub(super) fn success(
     }
     set_health(entry, Health::Online, None, events);
     let state = &mut entry.state;
-    state.status = Some(status);
+    state.status = Some(Arc::new(status));
     state.last_ok_at = Some(now);
     state.last_poll_at = Some(now);
     if latency.is_some() {

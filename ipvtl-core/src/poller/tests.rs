@@ -919,7 +919,7 @@ fn observed_status_updates_state_and_reports_changes() {
     p.observe_status(&sid("s1"), status.clone(), t(50));
     p.observe_status(&sid("nope"), status.clone(), t(50));
     let state = p.state(&sid("s1")).unwrap();
-    assert_eq!(state.status.as_ref(), Some(&status));
+    assert_eq!(state.status.as_deref(), Some(&status));
     assert_eq!(state.last_ok_at, Some(t(50)));
     assert_eq!(state.latency, Some(ms(10)), "an observation has no latency of its own");
     let evs = events(&mut p);

@@ -58,7 +58,7 @@ fn state(channels: &[Seen]) -> ServerState {
             extra: BTreeMap::new(),
         });
     }
-    s.status = Some(status);
+    s.status = Some(alloc::sync::Arc::new(status));
     s
 }
 
