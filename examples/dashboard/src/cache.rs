@@ -21,6 +21,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 
@@ -61,6 +62,10 @@ pub(crate) struct ServersCache {
     /// and bytes. Served while a newer body is being compressed, if that
     /// one is not stale.
     latest: Mutex<[Option<(u64, Bytes)>; 2]>,
+    /// When the list was last asked for: milliseconds since `born`, plus
+    /// one (0: never).
+    read_at: AtomicU64,
+    born: Instant,
 }
 
 /// The whole body in one encoding, as [`ServersCache::variant`] found it.
@@ -107,6 +112,24 @@ impl ServersCache {
             rebuilds: AtomicU64::new(1),
             compressions: AtomicU64::new(0),
             latest: Mutex::new([None, None]),
+            read_at: AtomicU64::new(0),
+            born: Instant::now(),
+        }
+    }
+
+    /// Records that a client asked for the list now (see
+    /// [`read_within`](Self::read_within)).
+    pub fn note_read(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.read_at.store(ms + 1, Ordering::Relaxed);
+    }
+
+    /// True when a client asked for the list within `window`: someone is
+    /// watching, so bodies are worth making ahead of their requests.
+    pub fn read_within(&self, window: Duration) -> bool {
+        match self.read_at.load(Ordering::Relaxed) {
+            0 => false,
+            at => self.born.elapsed().as_millis() < u128::from(at - 1) + window.as_millis(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The event pump: one thread that follows the cluster's events and keeps
 //! the dashboard's derived state current: SSE fan-out, the cached
-//! `/api/servers` body (rebuilt at most every [`MIN_REBUILD`] after events;
+//! `/api/servers` body (rebuilt at most every [`MIN_REBUILD`] after events
+//! while clients read it, see [`WATCHED`];
 //! a change made through the API is also rebuilt by the next request that
 //! reads it, see [`crate::cache`]), history (the ring, and the store's
 //! downsampled points: held per bucket and written when buckets close, by
@@ -23,6 +24,11 @@ use crate::timefmt::unix_ms;
 
 /// Shortest time between two rebuilds of the `/api/servers` body.
 const MIN_REBUILD: Duration = Duration::from_millis(250);
+/// The pump renders the body ahead of requests only while someone reads
+/// the list: a read within this window. Otherwise it marks the body stale
+/// and leaves the rendering to the next request (most of the CPU of a
+/// sweep at fleet size when nobody looks; the page follows the events).
+const WATCHED: Duration = Duration::from_secs(10);
 /// How often the pump checks that the dashboard still exists.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
@@ -112,10 +118,17 @@ async fn write_history(state: Weak<Inner>, polls: smol::channel::Receiver<Vec<Hi
     }
 }
 
-/// Rebuilds the `/api/servers` body and the history ring; returns the
-/// polls new since the last rebuild, for the store.
+/// Rebuilds the `/api/servers` body (or, if nobody read it lately, marks
+/// it stale for the next request to rebuild), feeds the alerts and the
+/// history ring; returns the polls new since the last rebuild, for the
+/// store.
 fn rebuild(inner: &Inner) -> Vec<HistorySample> {
-    let fleet = inner.rebuild_servers();
+    let fleet = if inner.cache.read_within(WATCHED) {
+        inner.rebuild_servers()
+    } else {
+        inner.cache.mark_changed();
+        inner.cluster.snapshot()
+    };
     inner.alerts.handle_snapshot(&fleet, inner.cluster.now());
     let clock = *inner.cluster.clock();
     let (latencies, polled) = inner.history.record(&fleet, |t| unix_ms(clock.to_system_time(t)));

@@ -39,6 +39,7 @@ pub(super) async fn list(State(st): State<AppState>, RawQuery(raw): RawQuery, he
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
+    st.inner.cache.note_read();
     let mut cached = st.inner.cache.get();
     if st.inner.cache.is_stale(&cached) {
         let st = st.clone();
