@@ -117,8 +117,9 @@ impl Cluster {
     /// a process raises its limit of open files (see [`crate::raise_fd_limit`]).
     pub fn new(servers: Vec<ServerConfig>, settings: Settings) -> Result<Self, ClientError> {
         settings.validate()?;
-        crate::limits::raise_fd_limit_once();
-        let transport = IsahcTransport::new(&settings.transport_options()).map_err(ClientError::Transport)?;
+        let fd_limit = crate::limits::raise_fd_limit_once();
+        let options = settings.transport_options(servers.len(), fd_limit);
+        let transport = IsahcTransport::new(&options).map_err(ClientError::Transport)?;
         Self::with_transport(servers, settings, Arc::new(transport))
     }
 

@@ -1,7 +1,7 @@
 //! The process's limit of open files.
 
 use std::io;
-use std::sync::Once;
+use std::sync::OnceLock;
 
 /// Raises this process's soft limit of open files (`RLIMIT_NOFILE`) to its
 /// hard limit, and returns the soft limit now in force.
@@ -26,11 +26,12 @@ pub fn raise_fd_limit() -> io::Result<u64> {
 
 /// [`raise_fd_limit`], the first time only: a program that lowers its limit
 /// on purpose later keeps it, whatever clusters it starts afterwards.
-pub(crate) fn raise_fd_limit_once() {
-    static RAISED: Once = Once::new();
-    RAISED.call_once(|| {
+/// Returns the soft limit as of that first call.
+pub(crate) fn raise_fd_limit_once() -> u64 {
+    static RAISED: OnceLock<u64> = OnceLock::new();
+    *RAISED.get_or_init(|| {
         // Best effort: with the limit as it was, polling still works, up to
-        // the number of descriptors it allows.
-        let _ = raise_fd_limit();
-    });
+        // the number of descriptors it allows (taken as the usual 1 024).
+        raise_fd_limit().unwrap_or(1024)
+    })
 }

@@ -159,12 +159,28 @@ impl Settings {
         }
     }
 
-    /// The HTTP transport's options.
-    pub fn transport_options(&self) -> TransportOptions {
+    /// The HTTP transport's options for a fleet of `servers`, in a process
+    /// allowed `fd_limit` open files.
+    ///
+    /// The connection policy keeps one idle connection per server (and one
+    /// per priority slot), so that every poll reuses its server's
+    /// connection: a cache smaller than the fleet makes each sweep open and
+    /// close most connections (a TCP handshake and teardown per poll, and
+    /// curl scanning its whole cache for the oldest connection to evict
+    /// each time one goes idle). Measured with `./scripts/profile` at 1 000
+    /// servers: a cache of 128 (twice the concurrency cap, the former
+    /// policy) costs about 316 000 instructions and 122 µs of CPU a poll, a
+    /// cache of 1 100 about 268 000 and 68 µs, for about 1.3 KiB more RSS a
+    /// server. At most half the descriptors the process may open are kept
+    /// idle, leaving the rest to polls in flight and to the program's own
+    /// clients; and never fewer than twice the concurrency cap.
+    pub fn transport_options(&self, servers: usize, fd_limit: u64) -> TransportOptions {
+        let wanted = servers.saturating_add(self.priority_concurrency);
+        let allowed = usize::try_from(fd_limit / 2).unwrap_or(usize::MAX);
         TransportOptions {
             body_limit: self.body_limit,
             connect_timeout: self.timeout,
-            connection_cache: self.concurrency.saturating_mul(2).max(64),
+            connection_cache: wanted.min(allowed).max(self.concurrency.saturating_mul(2)).max(64),
         }
     }
 }
@@ -188,5 +204,16 @@ mod tests {
         );
         let zero = SettingsOptions { concurrency: Some(0), ..SettingsOptions::default() };
         assert_eq!(Settings::from_options(zero).unwrap_err().kind(), "settings");
+    }
+
+    #[test]
+    fn one_idle_connection_is_kept_per_server_within_half_the_descriptors() {
+        let s = Settings { concurrency: 200, priority_concurrency: 8, ..Settings::default() };
+        assert_eq!(s.transport_options(10_000, 1 << 20).connection_cache, 10_008, "every server and priority slot");
+        assert_eq!(s.transport_options(10_000, 8_192).connection_cache, 4_096, "half the descriptors at most");
+        assert_eq!(s.transport_options(10, 1 << 20).connection_cache, 400, "never under twice the cap");
+        assert_eq!(s.transport_options(10_000, 256).connection_cache, 400, "nor under a small limit");
+        let small = Settings { concurrency: 4, ..Settings::default() };
+        assert_eq!(small.transport_options(3, 1 << 20).connection_cache, 64);
     }
 }
