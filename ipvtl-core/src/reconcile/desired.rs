@@ -224,6 +224,21 @@ impl<T> Scoped<T> {
         self.resolve_server(server)
     }
 
+    /// The setting that applies to `channel` of `server`, like
+    /// [`resolve`](Self::resolve) without the scope (and without building
+    /// one: the poll path asks for every channel of every answer).
+    pub fn value(&self, server: &ServerConfig, channel: ChannelId) -> Option<&T> {
+        if !self.channels.is_empty() {
+            if let Some((v, _)) = self.channels.get(&(server.id.clone(), channel)).and_then(Layers::top) {
+                return Some(v);
+            }
+        }
+        if let Some((v, _)) = self.servers.get(&server.id).and_then(Layers::top) {
+            return Some(v);
+        }
+        server.tags.iter().find_map(|t| self.tags.get(t).and_then(Layers::top).map(|(v, _)| v))
+    }
+
     /// The setting that applies to the server as a whole (server, then
     /// tags), ignoring per-channel settings.
     pub fn resolve_server(&self, server: &ServerConfig) -> Option<(&T, Scope)> {

@@ -329,15 +329,22 @@ impl Reconciler {
         let counted = !state.maintenance;
         let (mut managed, mut troubled) = (0, 0);
         let count = state.status.as_ref().map_or(0, |s| s.channels.len());
+        // Nothing set, nothing tracked (the usual case for most servers):
+        // no channel to judge, no key to make.
+        let nothing_set = self.desired.is_empty();
+        let tracked = self.tracks_of(id).next().is_some();
         if let Some(status) = &state.status {
             for (i, ch) in status.channels.iter().enumerate() {
                 let channel = ChannelId::from_index(i);
-                let key = (id.clone(), channel);
-                let desired = self.desired.resolve(config, channel).map_or(Desired::Unmanaged, |(d, _)| *d);
+                let desired =
+                    if nothing_set { None } else { self.desired.value(config, channel) }.map_or(Desired::Unmanaged, |d| *d);
                 if desired == Desired::Unmanaged {
-                    self.end_drift(&key, now);
+                    if tracked {
+                        self.end_drift(&(id.clone(), channel), now);
+                    }
                     continue;
                 }
+                let key = (id.clone(), channel);
                 managed += 1;
                 if !online {
                     troubled += 1;
@@ -358,7 +365,7 @@ impl Reconciler {
             }
         }
         // Channels the server no longer has, and expired histories.
-        let keys: Vec<Key> = self.tracks_of(id).collect();
+        let keys: Vec<Key> = if tracked || !nothing_set { self.tracks_of(id).collect() } else { Vec::new() };
         for key in keys {
             if key.1.index() >= count {
                 self.end_drift(&key, now);

@@ -137,6 +137,7 @@ fn narrower_settings_win_and_the_first_tag_breaks_ties() {
             r.set_desired(scope.clone(), *v);
         }
         assert_eq!(d.resolve(&s, ch(*channel)).map(|(v, sc)| (*v, sc)), from.clone().map(|sc| (*want, sc)));
+        assert_eq!(d.value(&s, ch(*channel)).copied(), from.as_ref().map(|_| *want), "value() agrees with resolve()");
         assert_eq!(r.desired(&s, ch(*channel)), (*want, from.clone()));
     }
     // Tag "a" still applies where the server has no setting and no "b".
