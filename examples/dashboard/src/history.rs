@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use ipvtl_client::core::{ChannelState, Instant};
-use ipvtl_client::FleetSnapshot;
+use ipvtl_client::{FleetSnapshot, Health};
 use serde::Serialize;
 
 use crate::store::{HistoryBuckets, HistoryRetention, HistorySample, Store, StoreError};
@@ -17,6 +17,7 @@ use crate::store::{HistoryBuckets, HistoryRetention, HistorySample, Store, Store
 /// Samples kept per server.
 pub(crate) const HISTORY_LEN: usize = 120;
 
+/// One poll of a server, as the API shows it.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct Sample {
     /// Unix milliseconds of the poll.
@@ -24,6 +25,35 @@ pub(crate) struct Sample {
     pub cpu_avg: Option<f64>,
     pub running_channels: usize,
     pub status: &'static str,
+}
+
+/// One poll of a server, as the ring holds it: 16 bytes instead of the
+/// [`Sample`]'s 48, so a full ring is under 2 KiB a server. The CPU mean is
+/// kept as the server reported it (rounded when read); the running
+/// channels saturate at 65 535.
+#[derive(Clone, Copy, Debug)]
+struct Packed {
+    t: u64,
+    /// NaN: no CPU reported.
+    cpu_avg: f32,
+    running_channels: u16,
+    health: Health,
+}
+
+impl Packed {
+    fn sample(self) -> Sample {
+        Sample {
+            t: self.t,
+            cpu_avg: (!self.cpu_avg.is_nan()).then(|| round1(self.cpu_avg)),
+            running_channels: usize::from(self.running_channels),
+            status: self.health.as_str(),
+        }
+    }
+}
+
+/// The CPU mean as the API and the store show it: one decimal.
+fn round1(cpu: f32) -> f64 {
+    (f64::from(cpu) * 10.0).round() / 10.0
 }
 
 /// A bucket is written this long after it ends (polls are reported a
@@ -48,7 +78,7 @@ pub(crate) struct History {
 
 #[derive(Default)]
 struct HistoryInner {
-    series: HashMap<String, VecDeque<Sample>>,
+    series: HashMap<String, VecDeque<Packed>>,
     last_poll: HashMap<String, Instant>,
 }
 
@@ -74,24 +104,27 @@ impl History {
                 latencies.push(l.as_secs_f64());
             }
             let status = s.state.status.as_ref();
-            let sample = Sample {
-                t: to_unix_ms(at),
-                cpu_avg: status.and_then(|st| st.cpu_avg()).map(|x| (f64::from(x) * 10.0).round() / 10.0),
-                running_channels: status.map_or(0, |st| st.count_in(&ChannelState::Running)),
-                status: s.state.health.as_str(),
-            };
+            let cpu_avg = status.and_then(|st| st.cpu_avg());
+            let running = status.map_or(0, |st| st.count_in(&ChannelState::Running));
+            let t = to_unix_ms(at);
             stored.push(HistorySample {
                 server_id: id.to_string(),
-                at: i64::try_from(sample.t / 1000).unwrap_or(i64::MAX),
-                cpu_avg: sample.cpu_avg,
-                running_channels: u64::try_from(sample.running_channels).unwrap_or(u64::MAX),
-                health: sample.status.to_string(),
+                at: i64::try_from(t / 1000).unwrap_or(i64::MAX),
+                cpu_avg: cpu_avg.map(round1),
+                running_channels: u64::try_from(running).unwrap_or(u64::MAX),
+                health: s.state.health.as_str().to_string(),
             });
-            let ring = inner.series.entry(id.to_string()).or_default();
+            let packed = Packed {
+                t,
+                cpu_avg: cpu_avg.unwrap_or(f32::NAN),
+                running_channels: u16::try_from(running).unwrap_or(u16::MAX),
+                health: s.state.health,
+            };
+            let ring = inner.series.entry(id.to_string()).or_insert_with(|| VecDeque::with_capacity(HISTORY_LEN));
             if ring.len() == HISTORY_LEN {
                 ring.pop_front();
             }
-            ring.push_back(sample);
+            ring.push_back(packed);
         }
         (latencies, stored)
     }
@@ -150,7 +183,7 @@ impl History {
 
     pub fn series(&self, id: &str) -> Vec<Sample> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.series.get(id).map(|r| r.iter().cloned().collect()).unwrap_or_default()
+        inner.series.get(id).map(|r| r.iter().map(|p| p.sample()).collect()).unwrap_or_default()
     }
 
     /// The last `points` cpu averages of every server (for sparklines).
@@ -161,7 +194,7 @@ impl History {
             .iter()
             .map(|(id, ring)| {
                 let skip = ring.len().saturating_sub(points);
-                let v: Vec<serde_json::Value> = ring.iter().skip(skip).map(|s| s.cpu_avg.into()).collect();
+                let v: Vec<serde_json::Value> = ring.iter().skip(skip).map(|p| p.sample().cpu_avg.into()).collect();
                 (id.clone(), serde_json::Value::Array(v))
             })
             .collect()

@@ -47,6 +47,13 @@ impl Metrics {
         c.sweep_sum_s += seconds;
     }
 
+    /// Sweeps finished, the last one's duration and the total time spent
+    /// in them, for `/health`.
+    pub fn sweeps(&self) -> serde_json::Value {
+        let c = self.lock();
+        serde_json::json!({"finished": c.sweeps, "last_duration_s": c.last_sweep_s, "duration_total_s": c.sweep_sum_s})
+    }
+
     pub fn latencies(&self, seconds: &[f64]) {
         let mut c = self.lock();
         for &s in seconds {

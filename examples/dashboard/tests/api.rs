@@ -342,6 +342,12 @@ fn health_reports_version_count_and_interval() {
     assert_eq!(body["version"], ipvtl_dashboard::VERSION);
     assert_eq!(body["servers_count"], 2);
     assert_eq!(body["poll_interval"], 5.0);
+    let before = body["sweeps"]["finished"].as_u64().expect("sweeps finished");
+    h.poll();
+    wait_until("/health counts the sweep", || h.get("/health").1["sweeps"]["finished"].as_u64() > Some(before));
+    let sweeps = &h.get("/health").1["sweeps"];
+    assert!(sweeps["last_duration_s"].as_f64().is_some_and(|s| s > 0.0), "{sweeps}");
+    assert!(sweeps["duration_total_s"].as_f64() >= sweeps["last_duration_s"].as_f64(), "{sweeps}");
 }
 
 #[test]

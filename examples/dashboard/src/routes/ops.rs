@@ -17,7 +17,9 @@ use crate::history::HISTORY_LEN;
 use crate::state::AppState;
 
 /// `GET /health`: `status` is `degraded` while the store refuses writes
-/// (since the last write failed, until one succeeds), `store` says why.
+/// (since the last write failed, until one succeeds), `store` says why;
+/// `sweeps` tells whether polling goes on (a small answer, unlike
+/// `/metrics` at fleet size).
 pub(super) async fn health(State(st): State<AppState>) -> Json<Value> {
     let c = st.cluster();
     let writes = st.store().write_health();
@@ -32,6 +34,7 @@ pub(super) async fn health(State(st): State<AppState>) -> Json<Value> {
         "poll_interval": c.settings().interval.as_secs_f64(),
         "store": store,
         "alerts": st.inner.alerts.health(),
+        "sweeps": st.inner.metrics.sweeps(),
     }))
 }
 

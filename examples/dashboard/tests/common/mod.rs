@@ -51,8 +51,11 @@ impl Harness {
         self.sim.ids()[i].clone()
     }
 
-    /// One sweep, then waits until the cached list shows it.
+    /// One sweep, then waits until the cached list shows it. Reads the list
+    /// first, as a page would: the event pump renders it ahead of requests
+    /// only while someone reads it.
     pub fn poll(&self) {
+        self.get("/api/servers");
         let before = self.state.cache_rebuilds();
         self.state.cluster().blocking().poll_all().expect("sweep");
         wait_until("the cache is rebuilt after a sweep", || self.state.cache_rebuilds() > before);
