@@ -2,7 +2,9 @@
 the original FastAPI tool polls (one AsyncClient, a semaphore for the
 concurrency cap, gather over every server, GET /status, json()).
 
-usage: httpx_poller.py SERVERS.json SWEEPS CONCURRENCY
+usage: httpx_poller.py SERVERS.json SWEEPS CONCURRENCY [POOL]
+POOL (default CONCURRENCY) is the client's connection pool: connections
+open and kept alive at most.
 Prints one JSON line like sweep_bench.
 """
 import asyncio
@@ -34,8 +36,9 @@ async def main():
         servers = json.load(f)
     if isinstance(servers, dict):
         servers = servers["servers"]
+    pool = int(sys.argv[4]) if len(sys.argv) > 4 else concurrency
     sem = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
     async with httpx.AsyncClient(timeout=5.0, limits=limits) as client:
         await sweep(client, sem, servers)  # warm-up, as for sweep_bench
         cpu0 = time.process_time()
