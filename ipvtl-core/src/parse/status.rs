@@ -185,9 +185,9 @@ impl<'de> Shape<'de> for Top {
         while let Some(key) = map.next_key_seed(KeySeed(&["cpu", "channels"]))? {
             match key {
                 Key::Known(0) => {
-                    cpu = map.next_value_seed(Shaped(CpuList))?.unwrap_or_else(|k| {
-                        Err(shape(alloc::format!("\"cpu\" is {}, expected an array", k.name())))
-                    });
+                    cpu = map
+                        .next_value_seed(Shaped(CpuList))?
+                        .unwrap_or_else(|k| Err(shape(alloc::format!("\"cpu\" is {}, expected an array", k.name()))));
                 }
                 Key::Known(_) => {
                     channels = map.next_value_seed(Shaped(ChannelList))?.unwrap_or_else(|k| {

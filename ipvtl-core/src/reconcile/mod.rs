@@ -336,8 +336,8 @@ impl Reconciler {
         if let Some(status) = &state.status {
             for (i, ch) in status.channels.iter().enumerate() {
                 let channel = ChannelId::from_index(i);
-                let desired =
-                    if nothing_set { None } else { self.desired.value(config, channel) }.map_or(Desired::Unmanaged, |d| *d);
+                let desired = if nothing_set { None } else { self.desired.value(config, channel) }
+                    .map_or(Desired::Unmanaged, |d| *d);
                 if desired == Desired::Unmanaged {
                     if tracked {
                         self.end_drift(&(id.clone(), channel), now);
