@@ -405,6 +405,53 @@ impl<'de> Visitor<'de> for Text {
 /// (hours may exceed 24, fps and kbps may have decimals, case and extra
 /// spaces do not matter). `None` when the text does not match.
 pub fn parse_stats(text: &str) -> Option<ChannelStats> {
+    canonical_stats(text.as_bytes()).unwrap_or_else(|| general_stats(text))
+}
+
+/// The text as servers write it, `H:MM:SS <fps>fps@<kbps>Kbps` with whole
+/// numbers and one space, read byte by byte: `Some(stats)` for exactly that
+/// form, `None` for anything else (then [`general_stats`] decides). It
+/// reads what [`general_stats`] would: a whole number converts to `f32`
+/// with the same rounding as parsing it.
+fn canonical_stats(b: &[u8]) -> Option<Option<ChannelStats>> {
+    fn number(b: &[u8], at: &mut usize) -> Option<u64> {
+        let start = *at;
+        let mut n: u64 = 0;
+        while let Some(d) = b.get(*at).filter(|c| c.is_ascii_digit()) {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            *at += 1;
+        }
+        (*at > start).then_some(n)
+    }
+    fn expect(b: &[u8], at: &mut usize, word: &[u8]) -> Option<()> {
+        let end = *at + word.len();
+        b.get(*at..end).filter(|w| w.eq_ignore_ascii_case(word))?;
+        *at = end;
+        Some(())
+    }
+    let mut at = 0;
+    let h = number(b, &mut at)?;
+    expect(b, &mut at, b":")?;
+    let m = number(b, &mut at)?;
+    expect(b, &mut at, b":")?;
+    let s = number(b, &mut at)?;
+    expect(b, &mut at, b" ")?;
+    let fps = number(b, &mut at)?;
+    expect(b, &mut at, b"fps@")?;
+    let kbps = number(b, &mut at)?;
+    expect(b, &mut at, b"kbps")?;
+    if at != b.len() || m >= 60 || s >= 60 {
+        return None;
+    }
+    Some(h.checked_mul(3600).and_then(|h| h.checked_add(m * 60 + s)).map(|uptime_s| ChannelStats {
+        uptime_s,
+        fps: fps as f32,
+        kbps: kbps as f32,
+    }))
+}
+
+/// [`parse_stats`] for every form it takes.
+fn general_stats(text: &str) -> Option<ChannelStats> {
     let text = text.trim();
     let (clock, rest) = text.split_once(char::is_whitespace)?;
     let mut parts = clock.split(':');
@@ -616,6 +663,34 @@ mod tests {
         #[test]
         fn agrees_with_the_reference_on_documents(doc in document()) {
             prop_assert_eq!(parse_status(doc.as_bytes()), reference::parse_status(doc.as_bytes()), "{}", doc);
+        }
+
+        /// The byte-by-byte reading of the usual form says what the general
+        /// one says, for that form and for near misses.
+        #[test]
+        fn canonical_stats_agree_with_the_general_reading(
+            h in prop_oneof![0u64..100, any::<u64>()],
+            m in 0u64..70,
+            s in 0u64..70,
+            fps in prop_oneof![0u64..100, any::<u64>()],
+            kbps in prop_oneof![0u64..100_000, any::<u64>()],
+            words in prop::sample::select(vec![("fps@", "Kbps"), ("FPS@", "kbps"), ("fps @", "Kbps"), ("fps@", "Kbps ")]),
+            damage in prop::option::of((any::<prop::sample::Index>(), prop::sample::select(b"0:. @x".to_vec()))),
+        ) {
+            let mut text = alloc::format!("{h:02}:{m:02}:{s:02} {fps}{}{kbps}{}", words.0, words.1).into_bytes();
+            if let Some((at, byte)) = damage {
+                let i = at.index(text.len());
+                text[i] = byte;
+            }
+            let text = String::from_utf8(text).unwrap();
+            let usual = damage.is_none() && !words.0.contains(' ') && !words.1.contains(' ') && m < 60 && s < 60;
+            if usual {
+                prop_assert!(super::canonical_stats(text.as_bytes()).is_some(), "the usual form is read byte by byte: {}", text);
+            }
+            if let Some(fast) = super::canonical_stats(text.as_bytes()) {
+                prop_assert_eq!(fast, super::general_stats(&text), "{}", text);
+            }
+            prop_assert_eq!(super::parse_stats(&text), super::general_stats(&text), "{}", text);
         }
 
         /// ... and on damaged ones (a byte replaced, or the end cut off).
