@@ -94,6 +94,18 @@ impl Drop for Shared {
     }
 }
 
+/// A handle that does not keep the cluster running (for its own helpers,
+/// such as an alert watch).
+#[derive(Clone)]
+pub(crate) struct WeakCluster(std::sync::Weak<Shared>);
+
+impl WeakCluster {
+    /// The cluster, unless it has shut down.
+    pub(crate) fn upgrade(&self) -> Option<Cluster> {
+        self.0.upgrade().map(|shared| Cluster { shared })
+    }
+}
+
 /// A fleet of IPVTL servers, polled in the background on a driver thread of
 /// its own, so it works under any async runtime (or none: see
 /// [`crate::blocking`]). Cheap to clone; the driver stops when the last
@@ -340,6 +352,17 @@ impl Cluster {
     /// wants a large one, a view that only shows the latest state a small one.
     pub fn subscribe_with_buffer(&self, capacity: usize) -> Subscription {
         self.shared.dispatch.subscribe(capacity.max(1))
+    }
+
+    /// Runs the alert rules over this cluster on a thread of their own
+    /// (see [`crate::alerts`]): its notifications, active alerts and
+    /// silences. Stops when dropped; does not keep the cluster running.
+    pub fn watch_alerts(&self, rules: crate::alerts::AlertRules) -> Result<crate::alerts::AlertWatch, ClientError> {
+        crate::alerts::AlertWatch::start(self, rules, self.subscribe())
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakCluster {
+        WeakCluster(Arc::downgrade(&self.shared))
     }
 
     /// Replaces the server list. Servers that remain keep their state;

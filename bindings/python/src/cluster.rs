@@ -11,6 +11,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::alerts::AlertWatch;
 use crate::convert::{duration, secs, servers_json, view_to_py};
 use crate::errors;
 use crate::events::EventStream;
@@ -460,6 +461,20 @@ impl Cluster {
             None => inner.subscribe(),
         };
         Ok(EventStream::new(Arc::new(subscription), self.clock))
+    }
+
+    /// Runs the alert rules over this cluster (on a thread of their own)
+    /// and returns the AlertWatch that hands out their notifications.
+    /// `rules`: None (the defaults), the dashboard's alerts file as TOML
+    /// text (its `[rules.*]`, `[[silences]]` and `history`; receivers are
+    /// the dashboard's), or a dict of the same document. Refused rules
+    /// raise ConfigError naming the line and why.
+    #[pyo3(signature = (rules = None))]
+    fn watch_alerts(&self, py: Python<'_>, rules: Option<&Bound<'_, PyAny>>) -> PyResult<AlertWatch> {
+        let inner = self.get(py)?;
+        let rules = crate::alerts::rules(rules)?.map_err(|e| self.err(py, e))?;
+        let watch = py.detach(|| inner.watch_alerts(rules)).map_err(|e| self.err(py, e))?;
+        Ok(AlertWatch::new(watch, self.clock))
     }
 
     /// Replaces the server list: with `servers` (a list as for `Cluster()`),

@@ -6,6 +6,7 @@
 //! (`errors::to_py`). See the `runtime` module for how blocking and asyncio calls
 //! wait, and for the exit hook.
 
+mod alerts;
 mod cluster;
 mod convert;
 mod errors;
@@ -35,6 +36,7 @@ fn _ipvtl(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<cluster::Cluster>()?;
     m.add_class::<events::EventStream>()?;
+    m.add_class::<alerts::AlertWatch>()?;
     m.add_class::<models::ServerConfig>()?;
     m.add_class::<models::Channel>()?;
     m.add_class::<models::Server>()?;

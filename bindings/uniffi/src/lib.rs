@@ -21,6 +21,9 @@
 //! - Events: [`Cluster::subscribe`] ([`EventStream`], pull) or
 //!   [`Cluster::watch`] (a foreign [`ClusterObserver`], push), whose
 //!   [`WatchHandle`] cancels on drop.
+//! - Alerts: [`Cluster::watch_alerts`] runs the alert rules over the
+//!   cluster; its [`AlertWatch`] hands out notifications (pull) and holds
+//!   the active alerts and silences.
 //! - Test support: [`SimFleet`], the simulator on loopback.
 //!
 //! Generate bindings in library mode with the `uniffi-bindgen` binary of
@@ -35,6 +38,7 @@
 
 uniffi::setup_scaffolding!();
 
+mod alerts;
 mod batch;
 mod cluster;
 mod error;
@@ -44,6 +48,7 @@ mod records;
 mod sim;
 mod watch;
 
+pub use alerts::{ActiveAlert, AlertNotification, AlertSilence, AlertWatch, EndedAlert, SilenceSpec};
 pub use batch::{ActionKind, ActionReport, BatchFilter, BatchReport, BatchSpec, BatchTarget, PhaseTiming};
 pub use cluster::{parse_servers, Cluster};
 pub use error::{IpvtlError, ObserverError};

@@ -315,3 +315,61 @@ fn an_observer_error_is_counted_and_delivery_goes_on() {
     handle.cancel();
     wait_until("the watch to end", || !handle.is_active());
 }
+
+/// `server_down` after 0.4 s; `cpu_high` off (the simulator runs hot).
+const ALERT_RULES: &str = "[rules.server_down]\nfor = \"400ms\"\n[rules.cpu_high]\nenabled = false\n";
+
+#[test]
+fn alerts_fire_resolve_and_are_held_by_a_silence_as_records() {
+    let sim = sim(2);
+    let cluster = Cluster::new(sim.servers(), Some(settings())).unwrap();
+    cluster.poll_blocking().unwrap();
+    let bad = cluster.watch_alerts(Some("[rules.cpu_high]\npercent = 0\n".into())).err().expect("refused");
+    assert!(matches!(&bad, IpvtlError::Invalid(m) if m.contains("line 1") && m.contains("percent")), "{bad:?}");
+    let watch = cluster.watch_alerts(Some(ALERT_RULES.into())).unwrap();
+    let (down, held) = (sim.ids()[0].clone(), sim.ids()[1].clone());
+
+    let refused = watch.silence(ipvtl_ffi::SilenceSpec { matchers: vec!["server!=x".into()], ..Default::default() });
+    assert!(matches!(refused, Err(IpvtlError::Invalid(_))), "{refused:?}");
+    let silence = watch
+        .silence(ipvtl_ffi::SilenceSpec {
+            matchers: vec![format!("server={held}")],
+            duration_ms: Some(60_000),
+            comment: Some("held".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let silences = watch.silences();
+    assert_eq!(silences.len(), 1);
+    assert_eq!((silences[0].id, silences[0].origin.as_str()), (silence, "api"));
+    assert!(silences[0].ends_at.is_some_and(|t| t > unix_now() + 50.0));
+
+    let t0 = unix_now();
+    sim.set_fault(down.clone(), Some("down".into())).unwrap();
+    sim.set_fault(held.clone(), Some("down".into())).unwrap();
+    cluster.poll_blocking().unwrap();
+    let firing = watch.next_blocking(10_000).expect("fires");
+    assert_eq!((firing.kind.as_str(), firing.ends_at), ("firing", None));
+    assert_eq!(firing.labels["alertname"], "IpvtlServerDown");
+    assert_eq!(firing.labels["server"], down);
+    assert!(firing.starts_at >= t0 + 0.4 - 0.002, "{} vs {t0}", firing.starts_at);
+    assert!(firing.id.starts_with(&firing.fingerprint), "{}", firing.id);
+    wait_until("the held alert silenced", || watch.alerts().iter().any(|a| a.state == "silenced"));
+    let held_alert = watch.alerts().into_iter().find(|a| a.labels["server"] == held).unwrap();
+    assert_eq!((held_alert.silenced_by.as_deref(), held_alert.silence_id), (Some("silence"), Some(silence)));
+    assert_eq!(watch.try_next(), None, "the silenced alert is not notified");
+
+    sim.set_fault(down.clone(), None).unwrap();
+    cluster.poll_blocking().unwrap();
+    let resolved = watch.next_blocking(10_000).expect("resolves");
+    assert_eq!((resolved.kind.as_str(), resolved.fingerprint.as_str()), ("resolved", firing.fingerprint.as_str()));
+    assert_eq!(watch.history().len(), 1);
+    assert!(watch.expire_silence(silence));
+    assert!(!watch.expire_silence(silence));
+    let fired = watch.next_blocking(10_000).expect("the held alert fires once its silence ends");
+    assert_eq!(fired.labels["server"], held);
+    assert!(watch.is_active());
+    watch.cancel();
+    wait_until("the watch to end", || !watch.is_active());
+    assert_eq!(watch.next_blocking(1_000), None);
+}

@@ -31,6 +31,7 @@ import atexit as _atexit
 
 from ._ipvtl import (
     ActionFailed,
+    AlertWatch,
     ActionReport,
     BatchReport,
     Busy,
@@ -60,6 +61,7 @@ _atexit.register(_shutdown)
 
 __all__ = [
     "ActionFailed",
+    "AlertWatch",
     "ActionReport",
     "BatchReport",
     "Busy",

@@ -29,6 +29,7 @@ from ipvtl_ffi import (  # noqa: E402
     IpvtlError,
     ReconcilerSettings,
     SettingScope,
+    SilenceSpec,
     SimFleet,
     SimOptions,
     parse_servers,
@@ -424,6 +425,52 @@ def test_desired_state_and_healing_start_an_idle_channel():
         assert c.planned_heals() == [] and c.clear_degraded(sid, 1) is False
         assert c.clear_desired(SettingScope(server_id=sid, channel_id=1)) == "running"
         assert c.clear_healing(SettingScope(server_id=sid)) is True
+    finally:
+        sim.shutdown()
+
+
+# server_down after 0.4 s; cpu_high off (the simulated servers run hot).
+ALERT_RULES = '[rules.server_down]\nfor = "400ms"\n[rules.cpu_high]\nenabled = false\n'
+
+
+def test_alerts_fire_resolve_and_a_silence_holds_one():
+    sim = SimFleet.with_options(2, SimOptions(seed=5))
+    try:
+        c = Cluster(sim.servers(), settings())
+        c.poll_blocking()
+        e = expect(IpvtlError.Invalid, c.watch_alerts, "\n[rules.cpu_high]\npercent = 150\n")
+        assert "line 2" in str(e) and "percent" in str(e), e
+        watch = c.watch_alerts(ALERT_RULES)
+        down, held = sim.ids()
+        expect(IpvtlError.Invalid, watch.silence, SilenceSpec(matchers=["server!=x"], duration_ms=60_000))
+        silence = watch.silence(SilenceSpec(matchers=[f"server={held}"], duration_ms=60_000, comment="held"))
+        (s,) = watch.silences()
+        assert (s.id, s.origin, s.comment, s.matchers) == (silence, "api", "held", [f'server="{held}"'])
+        t0 = time.time()
+        sim.set_fault(down, "down")
+        sim.set_fault(held, "down")
+        c.poll_blocking()
+        firing = asyncio.run(asyncio.wait_for(watch.next(), 10))
+        assert firing is not None and firing.kind == "firing" and firing.ends_at is None, firing
+        assert firing.labels["alertname"] == "IpvtlServerDown" and firing.labels["server"] == down
+        assert firing.starts_at >= t0 + 0.4 - 0.01, (firing.starts_at, t0)
+        deadline = time.monotonic() + 10
+        while not any(a.state == "silenced" for a in watch.alerts()):
+            assert time.monotonic() < deadline, watch.alerts()
+            time.sleep(0.02)
+        (held_alert,) = [a for a in watch.alerts() if a.labels["server"] == held]
+        assert (held_alert.silenced_by, held_alert.silence_id) == ("silence", silence)
+        assert watch.try_next() is None, "a silenced alert is not notified"
+        sim.set_fault(down, None)
+        c.poll_blocking()
+        resolved = watch.next_blocking(10_000)
+        assert resolved is not None and resolved.kind == "resolved" and resolved.fingerprint == firing.fingerprint
+        assert [h.fingerprint for h in watch.history()] == [firing.fingerprint]
+        assert watch.expire_silence(silence) is True and watch.expire_silence(silence) is False
+        fired = watch.next_blocking(10_000)
+        assert fired is not None and fired.labels["server"] == held
+        watch.cancel()
+        assert watch.next_blocking(5_000) is None
     finally:
         sim.shutdown()
 

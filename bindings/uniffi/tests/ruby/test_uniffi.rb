@@ -164,4 +164,42 @@ class UniffiRubyTest < Minitest::Test
     assert_equal 'idle', c.clear_desired(IpvtlFfi::SettingScope.new(tag: 'eu'))
     assert_equal true, c.clear_healing(IpvtlFfi::SettingScope.new(tag: 'eu'))
   end
+
+  # server_down after 0.4 s; cpu_high off (the simulated servers run hot).
+  ALERT_RULES = "[rules.server_down]\nfor = \"400ms\"\n[rules.cpu_high]\nenabled = false\n"
+
+  def test_alerts_fire_resolve_and_a_silence_holds_one
+    sim = IpvtlFfi::SimFleet.with_options(2, IpvtlFfi::SimOptions.new(seed: 5))
+    c = IpvtlFfi::Cluster.new(sim.servers, settings)
+    c.poll_blocking
+    e = assert_raises(IpvtlFfi::IpvtlError::Invalid) { c.watch_alerts("[rules.drift]\nfor = \"soon\"\n") }
+    assert_includes e.message, 'line 2'
+    watch = c.watch_alerts(ALERT_RULES)
+    down, held = sim.ids
+    assert_raises(IpvtlFfi::IpvtlError::Invalid) { watch.silence(IpvtlFfi::SilenceSpec.new(matchers: [])) }
+    silence = watch.silence(IpvtlFfi::SilenceSpec.new(matchers: ["server=#{held}"], duration_ms: 60_000))
+    assert_equal [[silence, 'api']], watch.silences.map { |s| [s.id, s.origin] }
+    t0 = Time.now.to_f
+    sim.set_fault(down, 'down')
+    sim.set_fault(held, 'down')
+    c.poll_blocking
+    firing = watch.next_blocking(10_000)
+    refute_nil firing
+    assert_equal ['firing', 'IpvtlServerDown', down], [firing.kind, firing.labels['alertname'], firing.labels['server']]
+    assert_operator firing.starts_at, :>=, t0 + 0.4 - 0.01
+    Timeout.timeout(10) { sleep 0.02 until watch.alerts.any? { |a| a.state == 'silenced' } }
+    held_alert = watch.alerts.find { |a| a.labels['server'] == held }
+    assert_equal ['silence', silence], [held_alert.silenced_by, held_alert.silence_id]
+    assert_nil watch.try_next, 'a silenced alert is not notified'
+    sim.set_fault(down, nil)
+    c.poll_blocking
+    resolved = watch.next_blocking(10_000)
+    assert_equal ['resolved', firing.fingerprint], [resolved&.kind, resolved&.fingerprint]
+    assert_equal true, watch.expire_silence(silence)
+    assert_equal held, watch.next_blocking(10_000)&.labels&.fetch('server')
+    watch.cancel
+    assert_nil watch.next_blocking(5_000)
+  ensure
+    sim&.shutdown
+  end
 end

@@ -31,11 +31,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ipvtl_client::core::alert::{AlertConfig, AlertConfigError, Matcher, RuleKind, Severity, Silence};
-use ipvtl_client::core::Instant;
-use serde::de::{self, Deserializer};
+use ipvtl_client::alerts::{line_column, parse_duration, AlertRules};
+use ipvtl_client::core::alert::AlertConfig;
+use ipvtl_client::ClientError;
+use serde::de::{self, Deserializer, IgnoredAny};
 use serde::Deserialize;
 use toml::Spanned;
+
+pub use ipvtl_client::alerts::DefaultSilence;
 
 /// A validated alerts file (or the built-in defaults: no file).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -50,21 +53,6 @@ pub struct AlertsFile {
     pub receivers: Vec<Receiver>,
     /// How they go.
     pub delivery: Delivery,
-}
-
-/// A silence of the file: in force from the moment the file is loaded,
-/// until `ends_at` (Unix seconds) or for `duration`, else as long as the
-/// file is.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DefaultSilence {
-    /// All must match.
-    pub matchers: Vec<Matcher>,
-    /// Its end, Unix seconds.
-    pub ends_at: Option<f64>,
-    /// Or how long from the load.
-    pub duration: Option<Duration>,
-    /// Why.
-    pub comment: String,
 }
 
 /// Delivery settings (`[delivery]`).
@@ -151,90 +139,14 @@ impl AlertsFile {
     /// Parses and validates `text`; `path` places `secret_file`s given
     /// relative to it.
     pub fn parse(text: &str, path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        // The rules and silences: the client's parser, shared with the
+        // bindings (`ipvtl_client::alerts::AlertRules`).
+        let AlertRules { config, silences } = AlertRules::from_toml_str(text).map_err(|e| match e {
+            ClientError::Invalid(m) => m,
+            other => other.to_string(),
+        })?;
         let spec: FileSpec = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
-        let at = |span: std::ops::Range<usize>| {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            format!("line {line}, column {column}")
-        };
-        let mut config = AlertConfig::default();
-        let r = spec.rules;
-        rule(&mut config.server_down, r.server_down);
-        rule(&mut config.channel_stalled, r.channel_stalled);
-        rule(&mut config.drift, r.drift);
-        rule(&mut config.heal_degraded, r.heal_degraded);
-        rule(&mut config.healing_paused, r.healing_paused);
-        rule(&mut config.store_failing, r.store_failing);
-        let mut spans = Vec::new();
-        if let Some(c) = r.cpu_high {
-            spans.push((RuleKind::CpuHigh, c.span()));
-            let c = c.into_inner();
-            let t = &mut config.cpu_high;
-            t.enabled = c.enabled.unwrap_or(t.enabled);
-            t.r#for = c.r#for.map_or(t.r#for, |d| d.0);
-            t.severity = c.severity.map_or(t.severity, |s| s.0);
-            t.percent = c.percent.unwrap_or(t.percent);
-        }
-        if let Some(c) = r.action_failed {
-            spans.push((RuleKind::ActionFailed, c.span()));
-            let c = c.into_inner();
-            let t = &mut config.action_failed;
-            t.enabled = c.enabled.unwrap_or(t.enabled);
-            t.hold = c.hold.map_or(t.hold, |d| d.0);
-            t.severity = c.severity.map_or(t.severity, |s| s.0);
-            t.heals = c.heals.unwrap_or(t.heals);
-            t.batch_actions = c.batch_actions.unwrap_or(t.batch_actions);
-        }
-        if let Some(c) = r.batch_failed {
-            spans.push((RuleKind::BatchFailed, c.span()));
-            let c = c.into_inner();
-            let t = &mut config.batch_failed;
-            t.enabled = c.enabled.unwrap_or(t.enabled);
-            t.hold = c.hold.map_or(t.hold, |d| d.0);
-            t.severity = c.severity.map_or(t.severity, |s| s.0);
-        }
-        if let Some(h) = spec.history {
-            config.history = h;
-        }
-        if let Err(e) = config.validate() {
-            let rule = match &e {
-                AlertConfigError::CpuPercent { .. } => Some(RuleKind::CpuHigh),
-                AlertConfigError::ZeroHold { rule } => Some(*rule),
-                _ => None,
-            };
-            let span = spans.iter().find(|(k, _)| Some(*k) == rule).map(|(_, s)| s.clone());
-            return Err(match span {
-                Some(s) => format!("{}: {e}", at(s)),
-                None => e.to_string(),
-            });
-        }
-
-        let mut silences = Vec::new();
-        for s in spec.silences {
-            let span = s.span();
-            let s = s.into_inner();
-            let fail = |why: String| format!("{}: silence: {why}", at(span.clone()));
-            let matchers: Vec<Matcher> = s
-                .matchers
-                .iter()
-                .map(|m| Matcher::parse(m))
-                .collect::<Result<_, _>>()
-                .map_err(|e| fail(e.to_string()))?;
-            if s.ends_at.is_some() && s.duration.is_some() {
-                return Err(fail("give ends_at or duration, not both".into()));
-            }
-            // The same checks as a silence made through the API.
-            Silence::new(matchers.clone(), Instant::from_millis(u64::MAX / 2))
-                .validate(Instant::ZERO)
-                .map_err(|e| fail(e.to_string()))?;
-            silences.push(DefaultSilence {
-                matchers,
-                ends_at: s.ends_at,
-                duration: s.duration.map(|d| d.0),
-                comment: s.comment.unwrap_or_default(),
-            });
-        }
+        let at = |span: std::ops::Range<usize>| line_column(text, span.start);
 
         let mut receivers: Vec<Receiver> = Vec::new();
         for spec in spec.receivers {
@@ -332,82 +244,23 @@ impl AlertsFile {
     }
 }
 
-fn rule(target: &mut ipvtl_client::core::alert::Rule, spec: Option<RuleSpec>) {
-    let Some(s) = spec else { return };
-    target.enabled = s.enabled.unwrap_or(target.enabled);
-    target.r#for = s.r#for.map_or(target.r#for, |d| d.0);
-    target.severity = s.severity.map_or(target.severity, |s| s.0);
-}
-
+/// The whole file as this side reads it: the rules, silences and history
+/// are read by [`AlertRules`] (and only checked to be there here).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileSpec {
     #[serde(default)]
-    rules: RulesSpec,
+    #[allow(dead_code)]
+    rules: Option<IgnoredAny>,
     #[serde(default)]
-    silences: Vec<Spanned<SilenceSpec>>,
+    #[allow(dead_code)]
+    silences: Option<IgnoredAny>,
     #[serde(default)]
     receivers: Vec<Spanned<ReceiverSpec>>,
     delivery: Option<DeliverySpec>,
-    history: Option<usize>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RulesSpec {
-    server_down: Option<RuleSpec>,
-    channel_stalled: Option<RuleSpec>,
-    drift: Option<RuleSpec>,
-    heal_degraded: Option<RuleSpec>,
-    healing_paused: Option<RuleSpec>,
-    store_failing: Option<RuleSpec>,
-    cpu_high: Option<Spanned<CpuSpec>>,
-    action_failed: Option<Spanned<ActionFailedSpec>>,
-    batch_failed: Option<Spanned<FailureSpec>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuleSpec {
-    enabled: Option<bool>,
-    r#for: Option<Dur>,
-    severity: Option<Sev>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CpuSpec {
-    enabled: Option<bool>,
-    r#for: Option<Dur>,
-    severity: Option<Sev>,
-    percent: Option<f32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FailureSpec {
-    enabled: Option<bool>,
-    hold: Option<Dur>,
-    severity: Option<Sev>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ActionFailedSpec {
-    enabled: Option<bool>,
-    hold: Option<Dur>,
-    severity: Option<Sev>,
-    heals: Option<bool>,
-    batch_actions: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SilenceSpec {
-    matchers: Vec<String>,
-    ends_at: Option<f64>,
-    duration: Option<Dur>,
-    comment: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    history: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -458,41 +311,10 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
-/// `500ms`, `90s`, `5m`, `1h`, `1d`, `1.5s` or a bare number of seconds.
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: f64 = number.parse().ok()?;
-    let per = match unit.trim() {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86_400.0,
-        _ => return None,
-    };
-    let secs = n * per;
-    (0.0..1e9).contains(&secs).then(|| Duration::from_secs_f64(secs))
-}
-
-struct Sev(Severity);
-
-impl<'de> Deserialize<'de> for Sev {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        match s.as_str() {
-            "critical" => Ok(Sev(Severity::Critical)),
-            "warning" => Ok(Sev(Severity::Warning)),
-            "info" => Ok(Sev(Severity::Info)),
-            other => Err(de::Error::custom(format!("severity {other:?}: use critical, warning or info"))),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipvtl_client::core::alert::Severity;
 
     fn env(k: &str) -> Option<String> {
         (k == "HOOK_SECRET").then(|| "s3cret".to_string())

@@ -28,6 +28,7 @@ import uniffi.ipvtl_ffi.IpvtlException
 import uniffi.ipvtl_ffi.ReconcilerSettings
 import uniffi.ipvtl_ffi.SimFleet
 import uniffi.ipvtl_ffi.SettingScope
+import uniffi.ipvtl_ffi.SilenceSpec
 import uniffi.ipvtl_ffi.SimOptions
 
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
@@ -310,6 +311,55 @@ class IpvtlFfiTest {
                 assertEquals("running", c.clearDesired(SettingScope(serverId = id, channelId = 1u)))
                 stream.unsubscribe()
                 stream.close()
+            }
+        }
+    }
+
+    @Test
+    fun `alerts fire after their for, a silence holds one, and both resolve`() {
+        // server_down after 0.4 s; cpu_high off (the simulated servers run hot).
+        val rules = "[rules.server_down]\nfor = \"400ms\"\n[rules.cpu_high]\nenabled = false\n"
+        SimFleet.withOptions(2u, SimOptions(seed = 5uL)).use { alertSim ->
+            Cluster(alertSim.servers(), settings()).use { c ->
+                c.pollBlocking()
+                val bad = assertThrows(IpvtlException.Invalid::class.java) { c.watchAlerts("[rules.nope]\nfor = 1\n") }
+                assertTrue(bad.message!!.contains("line 1") && bad.message!!.contains("nope"), bad.message)
+                c.watchAlerts(rules).use { watch ->
+                    val (down, held) = alertSim.ids()
+                    assertThrows(IpvtlException.Invalid::class.java) { watch.silence(SilenceSpec(matchers = listOf("server=x"))) }
+                    val silence = watch.silence(SilenceSpec(matchers = listOf("server=$held"), durationMs = 60_000uL))
+                    assertEquals(listOf(silence to "api"), watch.silences().map { it.id to it.origin })
+                    val t0 = System.currentTimeMillis() / 1000.0
+                    alertSim.setFault(down, "down")
+                    alertSim.setFault(held, "down")
+                    c.pollBlocking()
+                    // The suspend form, through runBlocking.
+                    val firing = runBlocking { watch.next() } ?: fail("no notification")
+                    assertEquals("firing", firing.kind)
+                    assertEquals("IpvtlServerDown", firing.labels["alertname"])
+                    assertEquals(down, firing.labels["server"])
+                    assertTrue(firing.startsAt >= t0 + 0.4 - 0.01, "${firing.startsAt} vs $t0")
+                    assertNull(firing.endsAt)
+                    val deadline = System.nanoTime() + 10_000_000_000L
+                    while (watch.alerts().none { it.state == "silenced" }) {
+                        assertTrue(System.nanoTime() < deadline, watch.alerts().toString())
+                        Thread.sleep(20)
+                    }
+                    val heldAlert = watch.alerts().single { it.labels["server"] == held }
+                    assertEquals("silence" to silence, heldAlert.silencedBy to heldAlert.silenceId)
+                    assertNull(watch.tryNext(), "a silenced alert is not notified")
+                    alertSim.setFault(down, null)
+                    c.pollBlocking()
+                    val resolved = watch.nextBlocking(10_000uL) ?: fail("no resolve")
+                    assertEquals("resolved" to firing.fingerprint, resolved.kind to resolved.fingerprint)
+                    assertEquals(1, watch.history().size)
+                    assertTrue(watch.expireSilence(silence))
+                    assertFalse(watch.expireSilence(silence))
+                    val fired = watch.nextBlocking(10_000uL) ?: fail("the held alert did not fire")
+                    assertEquals(held, fired.labels["server"])
+                    watch.cancel()
+                    assertNull(watch.nextBlocking(5_000uL))
+                }
             }
         }
     }
