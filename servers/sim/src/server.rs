@@ -141,6 +141,7 @@ impl Route {
 /// Serves one connection of server `i` until it closes.
 async fn serve(shared: Arc<Shared>, i: usize, stream: Async<TcpStream>) {
     let server = &shared.servers[i];
+    let _open = shared.conns.enter();
     let mut conn = Conn::new(stream);
     loop {
         let idle = async {
@@ -188,7 +189,8 @@ async fn serve(shared: Arc<Shared>, i: usize, stream: Async<TcpStream>) {
         // Leave before writing: once the answer is out, the client may send
         // its next request at once, and the count must never see both.
         drop(in_flight);
-        if conn.respond(&resp, req.keep_alive).await.is_err() || !req.keep_alive {
+        let keep = req.keep_alive && shared.conns.may_keep();
+        if conn.respond(&resp, keep).await.is_err() || !keep {
             return;
         }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,56 @@ pub(crate) struct Shared {
     pub servers: Vec<SimServer>,
     pub by_id: HashMap<String, usize>,
     pub in_flight: InFlight,
+    /// Connections open to the servers, against the descriptor budget.
+    pub conns: Conns,
     oversized: OnceLock<Vec<u8>>,
+}
+
+/// The servers' open connections and how many the process can hold: its
+/// limit of open files, less one listener per server and a reserve for
+/// the control endpoint. One process serving thousands of simulated
+/// servers would otherwise run out of descriptors where a real fleet of
+/// boxes does not (each keeps one connection from the client per box):
+/// over the budget, a server answers with `Connection: close`, as a server
+/// under descriptor pressure does, so that accepting (the control endpoint
+/// included) keeps working.
+#[derive(Debug)]
+pub(crate) struct Conns {
+    open: AtomicUsize,
+    budget: usize,
+}
+
+/// Descriptors kept spare beside the listeners.
+const SPARE_FDS: u64 = 256;
+
+impl Conns {
+    fn new(listeners: usize) -> Self {
+        // Raising the soft limit to the hard one first (best effort).
+        let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+        let budget = limit.saturating_sub(listeners as u64 + SPARE_FDS).max(64);
+        Conns { open: AtomicUsize::new(0), budget: usize::try_from(budget).unwrap_or(usize::MAX) }
+    }
+
+    /// Counts a connection open until the guard drops.
+    pub fn enter(&self) -> ConnGuard<'_> {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        ConnGuard(&self.open)
+    }
+
+    /// True while the open connections are within the budget: answers may
+    /// keep their connection open.
+    pub fn may_keep(&self) -> bool {
+        self.open.load(Ordering::Relaxed) <= self.budget
+    }
+}
+
+/// One open connection (see [`Conns::enter`]).
+pub(crate) struct ConnGuard<'a>(&'a AtomicUsize);
+
+impl Drop for ConnGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The address of server `i` (0-based) on `port`.
@@ -110,7 +159,8 @@ impl Shared {
             })
             .collect();
         let by_id = servers.iter().enumerate().map(|(i, s)| (s.config.id.as_str().to_string(), i)).collect();
-        Shared { config, epoch, servers, by_id, in_flight: InFlight::default(), oversized: OnceLock::new() }
+        let conns = Conns::new(servers.len());
+        Shared { config, epoch, servers, by_id, in_flight: InFlight::default(), conns, oversized: OnceLock::new() }
     }
 
     /// Time since the fleet started.
@@ -199,6 +249,21 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn over_the_descriptor_budget_answers_close_their_connection() {
+        let c = Conns { open: AtomicUsize::new(0), budget: 2 };
+        let (a, b) = (c.enter(), c.enter());
+        assert!(c.may_keep(), "two open, two allowed");
+        let d = c.enter();
+        assert!(!c.may_keep(), "a third is over the budget");
+        drop(d);
+        assert!(c.may_keep());
+        drop((a, b));
+        assert_eq!(c.open.load(Ordering::Relaxed), 0);
+        let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap().0;
+        assert!(Conns::new(100).budget as u64 <= limit.saturating_sub(100 + SPARE_FDS).max(64));
+    }
 
     fn shared(n: usize) -> Shared {
         let cfg = SimConfig::new(n);
