@@ -52,8 +52,15 @@ def status_kib(pid, key):
 
 
 def polls(control):
-    records = get_json(f"{control}/records")
-    return sum(s["status_requests"] for s in records["servers"].values())
+    # Retried: a busy simulator of 10 000 servers may miss one.
+    for attempt in range(5):
+        try:
+            records = get_json(f"{control}/records", timeout=60)
+            return sum(s["status_requests"] for s in records["servers"].values())
+        except (OSError, ValueError):
+            if attempt == 4:
+                raise
+            time.sleep(1)
 
 
 def wait_line(proc, pattern, what, timeout=120):
