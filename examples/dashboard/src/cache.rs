@@ -152,6 +152,20 @@ impl ServersCache {
         self.wanted.fetch_max(*last + 1, Ordering::SeqCst);
     }
 
+    /// Marks the body stale ([`mark_changed`](Self::mark_changed)) and lets
+    /// its bytes go: nobody reads the list, so none is kept (at fleet size
+    /// the body and its variants are a few KiB a server). The next request
+    /// renders a new one.
+    pub fn release(&self) {
+        self.mark_changed();
+        let mut current = lock(&self.current);
+        if !current.bytes.is_empty() && self.is_stale(&current) {
+            *current = Arc::new(CachedBody::new(Rendered::empty(), current.generation));
+        }
+        drop(current);
+        *lock(&self.latest) = [None, None];
+    }
+
     /// Takes a snapshot with `take` (under the ticket lock: keep it cheap),
     /// renders it with `render` (outside it), and installs the body unless
     /// one from a newer snapshot is already there. Returns the snapshot.
@@ -270,6 +284,21 @@ mod tests {
         let again = cache.fresh(|| unreachable!("no rebuild"), |_: &u32| -> Bytes { unreachable!() });
         assert_eq!(again.generation, served.generation);
         assert_eq!(cache.rebuilds(), 2);
+    }
+
+    #[test]
+    fn a_released_body_is_gone_and_the_next_request_renders_one() {
+        let cache = ServersCache::new(body(7));
+        let held = cache.get();
+        cache.release();
+        assert!(cache.get().bytes.is_empty(), "nobody reads the list: no body kept");
+        assert!(cache.is_stale(&cache.get()));
+        assert_eq!(held.bytes, body(7), "a request that had it still serves it");
+        let served = cache.fresh(|| 8, |n| body(*n));
+        assert_eq!(served.bytes, body(8));
+        assert!(served.generation > held.generation);
+        assert!(!cache.is_stale(&cache.get()), "and keeps it while it is fresh");
+        assert_eq!(cache.get().bytes, body(8));
     }
 
     #[test]

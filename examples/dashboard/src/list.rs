@@ -86,6 +86,13 @@ pub(crate) struct Rendered {
     pub servers: Vec<ServerEntry>,
 }
 
+impl Rendered {
+    /// No body: what the cache holds while nobody reads the list.
+    pub(crate) fn empty() -> Self {
+        Rendered { bytes: Bytes::new(), servers: Vec::new() }
+    }
+}
+
 /// A body without an index (the cache's own tests).
 #[cfg(test)]
 impl From<Bytes> for Rendered {

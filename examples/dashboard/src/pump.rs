@@ -126,7 +126,7 @@ fn rebuild(inner: &Inner) -> Vec<HistorySample> {
     let fleet = if inner.cache.read_within(WATCHED) {
         inner.rebuild_servers()
     } else {
-        inner.cache.mark_changed();
+        inner.cache.release();
         inner.cluster.snapshot()
     };
     inner.alerts.handle_snapshot(&fleet, inner.cluster.now());
