@@ -320,18 +320,14 @@ impl<'de> Shape<'de> for ChannelObject {
         let mut extra = BTreeMap::new();
         while let Some(key) = map.next_key_seed(KeySeed(&["state", "status"]))? {
             match key {
-                Key::Known(0) => state = Some(map.next_value_seed(Text)?),
+                Key::Known(0) => state = Some(map.next_value_seed(StateText)?),
                 Key::Known(_) => status = Some(map.next_value_seed(Text)?),
                 Key::Other(name) => {
                     extra.insert(name, map.next_value::<Value>()?);
                 }
             }
         }
-        let state = match state {
-            Some(TextValue::Str(s)) => ChannelState::parse(&s),
-            None | Some(TextValue::Null) => ChannelState::Other(String::new()),
-            Some(TextValue::Json(v)) => ChannelState::Other(v.to_string()),
-        };
+        let state = state.unwrap_or_else(|| ChannelState::Other(String::new()));
         let status = match status {
             Some(TextValue::Str(s)) => s,
             None | Some(TextValue::Null) => String::new(),
@@ -339,6 +335,58 @@ impl<'de> Shape<'de> for ChannelObject {
         };
         let stats = parse_stats(&status);
         Ok(Ok(Channel { id: ChannelId::from_index(self.index), state, status, stats, extra }))
+    }
+}
+
+/// `state`: read as [`Text`], except that a known state is read without
+/// allocating its text (every channel of every answer has one).
+struct StateText;
+
+impl<'de> DeserializeSeed<'de> for StateText {
+    type Value = ChannelState;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ChannelState, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl StateText {
+    fn of(text: TextValue) -> ChannelState {
+        match text {
+            TextValue::Str(s) => ChannelState::parse(&s),
+            TextValue::Null => ChannelState::Other(String::new()),
+            TextValue::Json(v) => ChannelState::Other(v.to_string()),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for StateText {
+    type Value = ChannelState;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<ChannelState, E> {
+        Ok(ChannelState::parse(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<ChannelState, E> {
+        Text.visit_unit().map(Self::of)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<ChannelState, E> {
+        Text.visit_bool(v).map(Self::of)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<ChannelState, E> {
+        Text.visit_u64(v).map(Self::of)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<ChannelState, E> {
+        Text.visit_i64(v).map(Self::of)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<ChannelState, E> {
+        Text.visit_f64(v).map(Self::of)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ChannelState, A::Error> {
+        Text.visit_seq(seq).map(Self::of)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ChannelState, A::Error> {
+        Text.visit_map(map).map(Self::of)
     }
 }
 
