@@ -45,7 +45,7 @@ use ipvtl_core::{Event, Instant};
 use serde::Deserialize;
 use smol::channel::{self, Receiver, Sender};
 
-pub use rules::{line_column, parse_duration, AlertRules, DefaultSilence};
+pub use rules::{line_column, parse_duration, AlertRules, DefaultSilence, Dur};
 
 use crate::cluster::WeakCluster;
 use crate::dispatch::Subscription;

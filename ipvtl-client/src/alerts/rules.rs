@@ -320,9 +320,11 @@ impl TryFrom<SilenceRaw> for SilenceSpec {
     }
 }
 
-/// A duration: a number of seconds, or a string with a unit (`ms`, `s`,
-/// `m`, `h`, `d`).
-struct Dur(Duration);
+/// A duration in a configuration file: a number of seconds, or a string
+/// with a unit (`ms`, `s`, `m`, `h`, `d`; see [`parse_duration`]). For the
+/// alerts file's other sections too (the dashboard's `[delivery]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dur(pub Duration);
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

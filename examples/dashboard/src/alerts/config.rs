@@ -31,10 +31,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ipvtl_client::alerts::{line_column, parse_duration, AlertRules};
+use ipvtl_client::alerts::{line_column, AlertRules, Dur};
 use ipvtl_client::core::alert::AlertConfig;
 use ipvtl_client::ClientError;
-use serde::de::{self, Deserializer, IgnoredAny};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -284,103 +284,3 @@ struct DeliverySpec {
     external_url: Option<String>,
 }
 
-/// A duration: a number of seconds, or a string with a unit (`ms`, `s`,
-/// `m`, `h`, `d`).
-struct Dur(Duration);
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Float(f64),
-            Text(String),
-        }
-        let bad = |what: &str| {
-            de::Error::custom(format!(
-                "{what} is not a duration: use seconds (30) or a number with a unit (500ms, 90s, 5m, 1h, 1d)"
-            ))
-        };
-        match Raw::deserialize(d)? {
-            Raw::Int(s) => Ok(Dur(Duration::from_secs(s))),
-            Raw::Float(s) if (0.0..1e9).contains(&s) => Ok(Dur(Duration::from_secs_f64(s))),
-            Raw::Float(s) => Err(bad(&s.to_string())),
-            Raw::Text(t) => parse_duration(&t).map(Dur).ok_or_else(|| bad(&format!("{t:?}"))),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ipvtl_client::core::alert::Severity;
-
-    fn env(k: &str) -> Option<String> {
-        (k == "HOOK_SECRET").then(|| "s3cret".to_string())
-    }
-
-    #[test]
-    fn the_example_file_parses() {
-        let text = include_str!("../../deploy/alerts.example.toml");
-        let file = AlertsFile::parse(text, None, env).unwrap();
-        assert_eq!(file.receivers.len(), 2);
-        assert_eq!(file.config.server_down.r#for, Duration::from_secs(120));
-    }
-
-    #[test]
-    fn overrides_apply_and_the_rest_stays_default() {
-        let text = "[rules.server_down]\nfor = \"1s\"\nseverity = \"warning\"\n[rules.cpu_high]\npercent = 75\n";
-        let file = AlertsFile::parse(text, None, env).unwrap();
-        assert_eq!(file.config.server_down.r#for, Duration::from_secs(1));
-        assert_eq!(file.config.server_down.severity, Severity::Warning);
-        assert_eq!(file.config.cpu_high.percent, 75.0);
-        assert_eq!(file.config.drift, AlertConfig::default().drift);
-        assert!(file.receivers.is_empty());
-    }
-
-    #[test]
-    fn errors_name_the_line_and_why() {
-        let cases = [
-            ("[rules.server_down]\nfor = \"soon\"\n", "line 2", "not a duration"),
-            ("[rules.nope]\nfor = 1\n", "line 1", "nope"),
-            ("\n\n[rules.cpu_high]\npercent = 150\n", "line 3", "percent"),
-            ("[[receivers]]\ntype = \"webhook\"\nurl = \"http://x\"\n", "line 1", "secret_env"),
-            ("[[receivers]]\ntype = \"webhook\"\nurl = \"http://x\"\nsecret_env = \"NOPE\"\n", "line 1", "NOPE"),
-            ("[[receivers]]\ntype = \"pager\"\nurl = \"http://x\"\n", "line 1", "pager"),
-            ("[[receivers]]\ntype = \"alertmanager\"\nurl = \"https://x\"\n", "line 1", "https"),
-            ("\n[[silences]]\nmatchers = [\"server=~a.*\"]\n", "line 2", "regular expressions"),
-            ("[[silences]]\nmatchers = [\"server!=a\"]\n", "line 1", "mute everything"),
-            ("x = [\n", "line 1", ""),
-        ];
-        for (text, line, why) in cases {
-            let e = AlertsFile::parse(text, None, env).unwrap_err();
-            assert!(e.contains(line) && e.contains(why), "{text:?}: {e}");
-        }
-        let two = "[[receivers]]\ntype = \"alertmanager\"\nurl = \"http://a\"\n\
-                   [[receivers]]\ntype = \"alertmanager\"\nurl = \"http://b\"\n";
-        let e = AlertsFile::parse(two, None, env).unwrap_err();
-        assert!(e.contains("line 4") && e.contains("two receivers"), "{e}");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("2 weeks"), None);
-        assert_eq!(parse_duration("-1s"), None);
-    }
-
-    #[test]
-    fn secrets_are_never_shown() {
-        let text = "[[receivers]]\ntype = \"webhook\"\nurl = \"http://x/h\"\nsecret_env = \"HOOK_SECRET\"\n";
-        let file = AlertsFile::parse(text, None, env).unwrap();
-        assert!(!format!("{file:?}").contains("s3cret"));
-        assert_eq!(
-            file.receivers[0].kind,
-            ReceiverKind::Webhook { format: WebhookFormat::Alertmanager, secret: Secret(b"s3cret".to_vec()) }
-        );
-    }
-}
