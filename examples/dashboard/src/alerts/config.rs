@@ -283,4 +283,3 @@ struct DeliverySpec {
     timeout: Option<Dur>,
     external_url: Option<String>,
 }
-
