@@ -182,7 +182,12 @@ fn dropping_the_watch_stops_its_thread() {
     let before = watch_threads();
     let watch = cluster.watch_alerts(rules()).expect("watch starts");
     assert!(watch.is_active());
-    assert_eq!(watch_threads(), before + 1);
+    // A thread names itself once it runs: wait for it (bounded).
+    let deadline = WallInstant::now() + Duration::from_secs(5);
+    while watch_threads() != before + 1 && WallInstant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(watch_threads(), before + 1, "the watch runs on a thread of its own");
     drop(watch);
     assert_eq!(watch_threads(), before, "the thread is joined on drop");
     // The cluster goes on without it.
