@@ -394,6 +394,14 @@ fn fifty_sweeps_of_mixed_faults_at_300_servers() {
         "{SWEEPS} sweeps in {elapsed:?}, longest {longest:?}; fds {fds_10} -> {fds_50}, \
          RSS {rss_10} -> {rss_50} KiB; flapping seen {flapping_seen:?}"
     );
-    assert!(fds_50 <= fds_10 + 16, "descriptors grew from {fds_10} after sweep 10 to {fds_50} after sweep 50");
+    // The transport keeps one idle connection per server that answers (two
+    // descriptors here, both ends): the servers that heal after sweep 10
+    // and the flapping ones (up at one end, down at the other) may each add
+    // theirs. Anything beyond is a leak.
+    let may_join = group("heals").len() + group("flapping").len();
+    assert!(
+        fds_50 <= fds_10 + 2 * may_join + 16,
+        "descriptors grew from {fds_10} after sweep 10 to {fds_50} after sweep 50 ({may_join} servers may have joined)"
+    );
     assert!(rss_50 <= rss_10 + 30 * 1024, "RSS grew from {rss_10} KiB after sweep 10 to {rss_50} KiB after sweep 50");
 }
