@@ -10,7 +10,7 @@ import { artifact, check, run, url } from "./browser.mjs";
 
 await run("alerts page test", async context => {
   const page = await context.newPage();
-  await page.goto(url, { waitUntil: "domcontentloaded" });
+  await page.goto(url + "#/cards", { waitUntil: "domcontentloaded" });
   await page.waitForFunction(() => document.querySelectorAll("article.server").length === 12, null, { timeout: 20000 });
   await page.waitForFunction(() => {
     const b = document.getElementById("alerts-btn");

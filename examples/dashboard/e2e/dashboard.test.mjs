@@ -10,7 +10,7 @@ import { artifact, check, run, url } from "./browser.mjs";
 await run("browser test", async context => {
   const page = await context.newPage();
 
-  const resp = await page.goto(url, { waitUntil: "domcontentloaded" });
+  const resp = await page.goto(url + "#/cards", { waitUntil: "domcontentloaded" });
   const csp = (await resp.allHeaders())["content-security-policy"] || "";
   check(csp.includes("script-src 'self'") && !csp.includes("unsafe-inline"),
     "the page's policy allows no inline script or style (" + csp + ")");
@@ -27,6 +27,9 @@ await run("browser test", async context => {
     "each CPU bar is as high as its core's load (" + bars.map(b => b[0]).join(" ") + ")");
   await page.waitForSelector("#live.on", { timeout: 10000 });
   check(true, "live event stream connected");
+  // The totals are the whole fleet's (the overview's model), live by events.
+  await page.waitForFunction(() => Number(document.getElementById("t-online").textContent) >= 1, null, { timeout: 10000 })
+    .catch(() => {});
   const online = Number(await page.textContent("#t-online"));
   check(online >= 1, "fleet totals count online servers (" + online + ")");
   // The demo's faulty servers are marked where they are.
@@ -112,7 +115,7 @@ await run("browser test", async context => {
   // A phone-width page renders without horizontal overflow.
   const phone = await context.newPage();
   await phone.setViewportSize({ width: 390, height: 844 });
-  await phone.goto(url, { waitUntil: "domcontentloaded" });
+  await phone.goto(url + "#/cards", { waitUntil: "domcontentloaded" });
   await phone.waitForSelector("article.server.st-online .cpu i b", { timeout: 20000 });
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 0, "no horizontal overflow at 390 px (overflow " + overflow + " px)");
@@ -125,7 +128,7 @@ await run("browser test", async context => {
 // stopped stays drifting: the page must say so and keep saying so.
 await run("desired state and healing browser test", async context => {
   const page = await context.newPage();
-  await page.goto(url, { waitUntil: "domcontentloaded" });
+  await page.goto(url + "#/cards", { waitUntil: "domcontentloaded" });
   await page.waitForFunction(() => document.querySelectorAll("article.server").length === 12, null, { timeout: 20000 });
   await page.waitForSelector("#live.on", { timeout: 10000 });
 
@@ -172,6 +175,12 @@ await run("desired state and healing browser test", async context => {
   await drift.waitFor({ timeout: 20000 });
   const driftText = await drift.textContent();
   check(/^drift \d+[smh]/.test(driftText), "the stopped channel shows a drift badge: " + driftText);
+  // The drift may have started while the channel was still stopping: its
+  // tip follows the list, fetched again after the channel went idle.
+  await page.waitForFunction(s => {
+    const b = document.querySelector(`article.server[data-server="${s}"] .channel[data-channel="1"] .badge.drift`);
+    return b && b.title.startsWith("wants running but is idle");
+  }, server, { timeout: 10000 }).catch(() => {});
   const driftTip = await drift.getAttribute("title");
   check(driftTip.startsWith("wants running but is idle"), "which says why: " + driftTip);
   check(await ch.locator(".badge.want", { hasText: "wants running" }).count() === 1, "the desired state stays shown");
@@ -225,7 +234,7 @@ await run("desired state and healing browser test", async context => {
   // A phone-width page with a drifting channel on it.
   const phone = await context.newPage();
   await phone.setViewportSize({ width: 390, height: 844 });
-  await phone.goto(url, { waitUntil: "domcontentloaded" });
+  await phone.goto(url + "#/cards", { waitUntil: "domcontentloaded" });
   await phone.locator(`article.server[data-server="${server}"] .channel[data-channel="1"] .badge.drift`).waitFor({ timeout: 20000 });
   await phone.waitForSelector("#healing:not([hidden])", { timeout: 10000 });
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -285,7 +294,7 @@ await run("degraded channel browser test", async context => {
   const page = await context.newPage();
   const server = "sim-0007";
   const api = path => new URL(path, url).href;
-  await page.goto(url, { waitUntil: "domcontentloaded" });
+  await page.goto(url + "#/cards", { waitUntil: "domcontentloaded" });
   const ch = page.locator(`article.server[data-server="${server}"] .channel[data-channel="2"]`);
   await page.waitForSelector(`article.server[data-server="${server}"].st-online .channel[data-channel="2"]`, { timeout: 20000 });
   const observed = await ch.getAttribute("data-state");

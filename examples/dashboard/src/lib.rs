@@ -26,6 +26,7 @@ mod legacy;
 mod list;
 mod metrics;
 pub mod options;
+mod overview;
 mod page;
 mod pump;
 pub mod reconcile;

@@ -13,6 +13,7 @@ const APP_CSS: &str = include_str!("../static/app.css");
 const APP_JS: &str = include_str!("../static/app.js");
 const I18N_JS: &str = include_str!("../static/i18n.js");
 const ALERTS_JS: &str = include_str!("../static/alerts.js");
+const OVERVIEW_JS: &str = include_str!("../static/overview.js");
 
 /// The page's policy: its own scripts, styles and API, nothing inline.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
@@ -54,4 +55,9 @@ pub(crate) async fn alerts_js() -> Response {
 /// page of a new binary never runs an old script.
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+/// `GET /overview.js`.
+pub(crate) async fn overview_js() -> Response {
+    asset(JS, OVERVIEW_JS)
 }

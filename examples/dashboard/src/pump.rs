@@ -130,6 +130,7 @@ fn rebuild(inner: &Inner) -> Vec<HistorySample> {
         inner.cluster.snapshot()
     };
     inner.alerts.handle_snapshot(&fleet, inner.cluster.now());
+    inner.pump_passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let clock = *inner.cluster.clock();
     let (latencies, polled) = inner.history.record(&fleet, |t| unix_ms(clock.to_system_time(t)));
     inner.metrics.latencies(&latencies);

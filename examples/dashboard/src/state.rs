@@ -86,6 +86,11 @@ pub(crate) struct Inner {
     pub batches: Batches,
     /// The alert evaluator and its delivery.
     pub alerts: crate::alerts::AlertHub,
+    /// The page's overview rows and fleet series (`crate::overview`).
+    pub overview: crate::overview::Overview,
+    /// Passes of the event pump over a changed fleet (see
+    /// [`crate::pump`]): what the overview follows.
+    pub pump_passes: std::sync::atomic::AtomicU64,
     /// Audit entries recorded after the fact (outcomes) that the store
     /// refused, oldest first: written before the next entry, or at the
     /// next sweep, once it takes writes again. Held across every audit
@@ -132,6 +137,8 @@ impl AppState {
             metrics: Metrics::default(),
             batches: Batches::default(),
             alerts,
+            overview: Default::default(),
+            pump_passes: Default::default(),
             unwritten: smol::lock::Mutex::default(),
             settings_lock: smol::lock::Mutex::default(),
             run: crate::timefmt::unix_ms(std::time::SystemTime::now()),
@@ -140,6 +147,7 @@ impl AppState {
         });
         crate::pump::spawn(Arc::downgrade(&inner), events, nudged);
         crate::alerts::spawn(Arc::downgrade(&inner));
+        crate::overview::spawn(Arc::downgrade(&inner));
         AppState { inner }
     }
 

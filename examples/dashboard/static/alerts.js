@@ -1,5 +1,7 @@
-// The page's alerts: the firing count in the header and a panel of the
-// active alerts (GET /api/alerts, every 5 s), each with a button that
+// The page's alerts: the firing count in the header (GET
+// /api/overview/alerts, every 5 s: counts only, small at any fleet size)
+// and, while open, a panel of the active alerts (GET /api/alerts), each
+// with a button that
 // silences it for an hour (POST /api/silences). Served as /alerts.js after
 // app.js; markup carries classes only (the page's policy allows no inline
 // style or script).
@@ -27,7 +29,7 @@ function render() {
   btn.textContent = t("alerts_btn", { n: firing });
   btn.classList.toggle("hot", firing > 0);
   btn.title = failing.length ? t("alerts_failing", { names: failing.map(r => r.name).join(", ") }) : "";
-  if (panel.hidden) return;
+  if (panel.hidden || !last.active) return;
   const order = { firing: 0, pending: 1, silenced: 2 };
   const active = last.active.slice().sort((a, b) => (order[a.state] - order[b.state]) || (a.active_since_at - b.active_since_at));
   let h = '<div class="ahead"><b>' + esc(t("alerts_title")) + "</b>";
@@ -50,7 +52,8 @@ function render() {
 
 async function load() {
   try {
-    const r = await fetch("/api/alerts", { headers: { Accept: "application/json" } });
+    const full = !$("alerts-panel").hidden;
+    const r = await fetch(full ? "/api/alerts" : "/api/overview/alerts", { headers: { Accept: "application/json" } });
     if (!r.ok) throw new Error("HTTP " + r.status);
     last = await r.json();
   } catch (e) {
@@ -60,7 +63,7 @@ async function load() {
 }
 
 async function silence(fp) {
-  const a = last && last.active.find(x => x.fingerprint === fp);
+  const a = last && last.active && last.active.find(x => x.fingerprint === fp);
   if (!a) return;
   const matchers = ["alertname", "server", "channel"].filter(k => a.labels[k]).map(k => k + "=" + a.labels[k]);
   const headers = { "Content-Type": "application/json" };
@@ -82,7 +85,7 @@ async function silence(fp) {
 function start() {
   const btn = $("alerts-btn"), panel = $("alerts-panel");
   if (!btn || !panel) return;
-  btn.onclick = () => { panel.hidden = !panel.hidden; note = ""; render(); };
+  btn.onclick = () => { panel.hidden = !panel.hidden; note = ""; render(); if (!panel.hidden) load(); };
   panel.addEventListener("click", ev => {
     const b = ev.target.closest("button[data-silence]");
     if (b) silence(b.dataset.silence);

@@ -70,14 +70,41 @@ async function api(method, path, body) {
   return data;
 }
 
+// The cards shown (index.html's #grid): none (the overview and the table
+// draw from overview.js's model), one server (#/servers/ID), or the
+// servers the filters leave (#/cards), at most CARDS_MAX of them, fetched
+// with the list's own filters (status, tag, search) and narrowed here.
+const CARDS_MAX = 200;
+let cardScope = null, fleetSize = 0, etagUrl = "";
+function cardsUrl() {
+  if (!cardScope) return null;
+  if (cardScope.one) return "/api/servers/" + encodeURIComponent(cardScope.one);
+  const p = new URLSearchParams();
+  const st = $("f-status").value;
+  if (["online", "offline", "error", "unknown"].includes(st)) p.set("status", st);
+  if ($("f-tag").value) p.set("tag", $("f-tag").value);
+  // The list's search reads id, name, host and description, not tags:
+  // only used when the fleet is too large to fetch whole.
+  const q = $("search").value.trim();
+  if (fleetSize > CARDS_MAX && q && !/\s/.test(q)) p.set("q", q);
+  p.set("limit", String(CARDS_MAX));
+  return "/api/servers?" + p.toString();
+}
 async function loadServers() {
+  const url = cardsUrl();
+  if (!url) {
+    if (servers.size) { servers.clear(); order.length = 0; scheduleRender(); }
+    return;
+  }
   try {
-    const headers = etag ? { "If-None-Match": etag } : {};
-    const resp = await fetch("/api/servers", { headers });
+    const headers = etag && etagUrl === url ? { "If-None-Match": etag } : {};
+    const resp = await fetch(url, { headers });
+    if (url !== cardsUrl()) return;
     if (resp.status === 304) { lastFetchOk = true; fetchedAt = Date.now(); showBanner(""); return; }
     if (!resp.ok) throw new Error("HTTP " + resp.status);
-    etag = resp.headers.get("ETag");
-    const list = await resp.json();
+    etag = resp.headers.get("ETag"); etagUrl = url;
+    const body = await resp.json();
+    const list = cardScope.one ? [body] : body.servers;
     fetchedAt = Date.now();
     lastFetchOk = true;
     showBanner("");
@@ -171,7 +198,16 @@ $("heal-toggle").onclick = async () => {
 };
 
 async function loadHistory() {
+  if (!cardScope) return;
   try {
+    if (cardScope.one) {
+      const r = await api("GET", "/api/servers/" + encodeURIComponent(cardScope.one) + "/history");
+      spark.set(cardScope.one, r.samples.map(x => x.cpu_avg).filter(v => v != null).slice(-SPARK));
+      scheduleRender();
+      return;
+    }
+    // Every server's points: only while the fleet is small.
+    if (fleetSize > CARDS_MAX) return;
     const h = await api("GET", "/api/history?points=" + SPARK);
     for (const id in h.servers) {
       const arr = h.servers[id].filter(v => v != null);
@@ -183,9 +219,15 @@ async function loadHistory() {
 
 // ---- live events ----
 let es = null;
+const extraEvents = [];
+function onEvent(name, fn) {
+  extraEvents.push([name, fn]);
+  if (es) es.addEventListener(name, ev => { try { fn(JSON.parse(ev.data)); } catch (e) { console.error(e); } });
+}
 function connectEvents() {
   if (es) es.close();
   es = new EventSource("/api/events");
+  for (const [name, fn] of extraEvents) es.addEventListener(name, ev => { try { fn(JSON.parse(ev.data)); } catch (e) { console.error(e); } });
   es.onopen = () => { setLive(true); requestLoad(); requestReconciler(); };
   es.onerror = () => setLive(false);
   const on = (name, fn) => es.addEventListener(name, ev => { try { fn(JSON.parse(ev.data)); } catch (e) { console.error(e); } });
@@ -269,7 +311,10 @@ function matches(s) {
   if (fs === "stale" && !st.stale) return false;
   if (fs === "maintenance" && !st.maintenance) return false;
   if (fs && fs !== "stale" && fs !== "maintenance" && st.status !== fs) return false;
-  if (fc === "drifting") { if (!st.channels.some(ch => ch.drift)) return false; }
+  const tag = $("f-tag").value;
+  if (tag && !(c.tags || []).includes(tag)) return false;
+  if (fc === "stalled") { if (!st.channels.some(ch => ch.stall != null)) return false; }
+  else if (fc === "drifting") { if (!st.channels.some(ch => ch.drift)) return false; }
   else if (fc === "degraded") { if (!st.channels.some(ch => ch.drift && ch.drift.degraded)) return false; }
   else if (fc && !st.channels.some(ch => ch.state === fc)) return false;
   return true;
@@ -425,11 +470,9 @@ function render() {
     }
   }
   for (const [id, c] of cards) if (!servers.has(id)) { viewport.unobserve(c.el); c.el.remove(); cards.delete(id); inView.delete(id); }
-  $("t-servers").textContent = order.length;
-  $("t-online").textContent = on; $("t-offline").textContent = offl; $("t-error").textContent = err;
-  $("t-running").textContent = run; $("t-idle").textContent = idle;
-  $("t-cpu").textContent = cpuN ? (cpuSum / cpuN).toFixed(1) + "%" : "–";
-  $("empty").style.display = order.length && !visible ? "block" : "none";
+  // The fleet's totals are overview.js's (the whole fleet, not the cards).
+  void on; void offl; void err; void run; void idle; void cpuSum; void cpuN;
+  if (cardScope) $("empty").style.display = !visible && fetchedAt ? "block" : "none";
   $("foot").textContent = fetchedAt ? t("updated", { t: new Date(fetchedAt).toLocaleTimeString() }) : "";
   updateBatchBar();
 }
@@ -623,8 +666,34 @@ function showBatch(id, done, total, report) {
   p.hidden = false; p.max = Math.max(1, total); p.value = done;
   $("batch-status").textContent = report ? t("batch_done", { id, ok: report.succeeded, failed: report.failed + report.skipped })
     : t("batch_running", { id, done, total });
-  if (report) { currentBatch = null; requestLoad(); }
+  if (report) { currentBatch = null; requestLoad(); if (report.reports) batchReport(report.reports); }
   updateBatchBar();
+}
+// A batch submitted elsewhere (overview.js's batch by filter): its
+// progress in the batch bar, its report channel by channel below it.
+function followBatch(id, count) {
+  currentBatch = id;
+  batchLines = [];
+  $("batch-report").hidden = true;
+  showBatch(id, 0, count, null);
+  const poll = setInterval(async () => {
+    if (currentBatch !== id) { clearInterval(poll); return; }
+    try {
+      const b = await api("GET", "/api/batches/" + id);
+      if (b.state === "finished") { showBatch(id, b.total, b.total, b.report); clearInterval(poll); }
+    } catch (_) { /* keep waiting */ }
+  }, 3000);
+}
+let batchLines = [];
+function batchReport(reports) {
+  const box = $("batch-report");
+  const bad = reports.filter(r => !r.ok), good = reports.filter(r => r.ok);
+  const line = r => '<li class="' + (r.ok ? "ok" : "bad") + '"><a href="#/servers/' + encodeURIComponent(r.server_id) + '">' +
+    esc(r.server_id) + "</a> · " + esc(t("channel", { n: r.channel_id })) + " · " + esc(r.ok ? t("ok") : t("failed")) +
+    (r.summary ? " — " + esc(r.summary) : "") + "</li>";
+  box.innerHTML = "<ul>" + bad.concat(good).slice(0, 500).map(line).join("") + "</ul>" +
+    (reports.length > 500 ? "<p>" + esc(t("more_reports", { n: reports.length - 500 })) + "</p>" : "");
+  box.hidden = false;
 }
 $("batch-restart").onclick = async () => {
   const targets = Array.from(selected).map(k => { const i = k.lastIndexOf("|"); return { server_id: k.slice(0, i), channel_id: Number(k.slice(i + 1)) }; });
@@ -660,11 +729,12 @@ $("sel-running").onclick = () => {
 
 // ---- controls ----
 let refreshTimer = null;
+const refreshHooks = [], langHooks = [];
 function setRefresh() {
   if (refreshTimer) clearInterval(refreshTimer);
   const ms = Number($("refresh").value);
   localStorage.setItem("ipvtl.refresh", String(ms));
-  refreshTimer = ms ? setInterval(() => { loadServers(); loadReconciler(); }, ms) : null;
+  refreshTimer = ms ? setInterval(() => { loadServers(); loadReconciler(); for (const f of refreshHooks) f(); }, ms) : null;
 }
 $("refresh").value = localStorage.getItem("ipvtl.refresh") || "5000";
 $("refresh").onchange = setRefresh;
@@ -673,6 +743,7 @@ const refilter = () => { clearTimeout(searchTimer); searchTimer = setTimeout(sch
 $("search").oninput = refilter;
 $("f-status").onchange = scheduleRender;
 $("f-channel").onchange = scheduleRender;
+$("f-tag").onchange = scheduleRender;
 
 function applyLang() {
   i18n.translatePage();
@@ -682,6 +753,7 @@ function applyLang() {
   closeMenu();
   for (const c of cards.values()) { c.dirty = true; c.drawn = false; }
   scheduleRender();
+  for (const f of langHooks) f();
 }
 $("lang").onclick = () => { i18n.setLang(i18n.lang() === "zh" ? "en" : "zh"); applyLang(); };
 
@@ -715,8 +787,25 @@ setInterval(() => {
   }
 }, 1000);
 
+// What overview.js shares with this file.
+window.ipvtlPage = Object.freeze({
+  esc, fmtAge, api, confirmDialog, showOpError, onEvent, followBatch,
+  showFetchError: msg => showBanner(msg),
+  onLang: f => langHooks.push(f),
+  onRefresh: f => refreshHooks.push(f),
+  live: () => !!es && es.readyState === 1,
+  setFleetSize: n => { fleetSize = n; },
+  setCardScope(scope) {
+    const same = JSON.stringify(scope) === JSON.stringify(cardScope);
+    cardScope = scope;
+    if (!same) { etag = null; for (const c of cards.values()) c.dirty = true; loadServers(); loadHistory(); }
+  },
+  filtersChanged() { if (cardScope && !cardScope.one) requestLoad(); scheduleRender(); },
+});
+
 (async function start() {
   applyLang();
+  connectEvents();
   try {
     config = await api("GET", "/api/config");
     $("keybtn").hidden = !config.auth_required;
@@ -724,7 +813,6 @@ setInterval(() => {
   await loadServers();
   loadReconciler();
   loadHistory();
-  connectEvents();
   setRefresh();
 })();
 })();
