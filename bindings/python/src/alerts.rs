@@ -8,7 +8,6 @@
 //! silences `SilenceView`s.
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use ipvtl_client::alerts::{AlertRules, AlertWatch as Inner, SilenceInput};
 use ipvtl_client::core::alert::{Notification, SilenceId};
@@ -91,19 +90,7 @@ impl AlertWatch {
     fn next(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Py<PyAny>>> {
         let limit = timeout.map(|t| duration("timeout", t).map_err(PyValueError::new_err)).transpose()?;
         let inner = self.get(py)?;
-        let n = runtime::wait(py, async move {
-            let recv = async { inner.recv().await };
-            match limit {
-                Some(limit) => {
-                    smol::future::or(recv, async {
-                        smol::Timer::after(limit.max(Duration::ZERO)).await;
-                        None
-                    })
-                    .await
-                }
-                None => recv.await,
-            }
-        })?;
+        let n = runtime::wait(py, async move { runtime::within(limit, inner.recv()).await })?;
         self.note(py, n)
     }
 

@@ -2,7 +2,6 @@
 //! iterator and an async iterator.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ipvtl_client::{SmolClock, Subscription};
 use pyo3::exceptions::PyStopAsyncIteration;
@@ -49,19 +48,7 @@ impl EventStream {
             None => None,
         };
         let sub = self.sub.clone();
-        let event = runtime::wait(py, async move {
-            let recv = async { sub.recv().await };
-            match limit {
-                Some(limit) => {
-                    smol::future::or(recv, async {
-                        smol::Timer::after(limit.max(Duration::ZERO)).await;
-                        None
-                    })
-                    .await
-                }
-                None => recv.await,
-            }
-        })?;
+        let event = runtime::wait(py, async move { runtime::within(limit, sub.recv()).await })?;
         Ok(event.map(|e| Event::from_core(e, self.clock)))
     }
 

@@ -36,6 +36,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// `next`, or `None` once `limit` has passed (no limit: as long as it
+/// takes): the blocking `next(timeout=)` of the streams.
+pub async fn within<T>(limit: Option<Duration>, next: impl Future<Output = Option<T>>) -> Option<T> {
+    match limit {
+        Some(limit) => {
+            smol::future::or(next, async {
+                smol::Timer::after(limit).await;
+                None
+            })
+            .await
+        }
+        None => next.await,
+    }
+}
+
 /// Runs `fut` to completion with the interpreter detached. Signals (Ctrl-C)
 /// are checked between slices; a pending exception drops the future (with
 /// the interpreter detached) and is raised.
