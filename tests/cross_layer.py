@@ -85,8 +85,10 @@ class Dashboard:
         return r.status, json.loads(body)
 
     def sse_replay(self, seconds=2.0):
-        """Every event the dashboard holds, from the start (read for a while:
-        the stream itself never ends)."""
+        """Every fleet event the dashboard holds, from the start (read for a
+        while: the stream itself never ends). The dashboard's own kinds
+        (`reconciler`, `action_interrupted`, `overview`) carry other data,
+        without a `kind`: they are left out."""
         sock = socket.create_connection(self.addr, timeout=0.5)
         sock.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 0\r\n\r\n")
         text = b""
@@ -101,7 +103,8 @@ class Dashboard:
             text += chunk
         sock.close()
         # Chunked framing lines are not "data: " lines; events never span chunks.
-        return [json.loads(l[6:]) for l in text.decode().splitlines() if l.startswith("data: ")]
+        data = [json.loads(l[6:]) for l in text.decode().splitlines() if l.startswith("data: ")]
+        return [e for e in data if isinstance(e, dict) and "kind" in e]
 
     def close(self):
         self.proc.kill()
