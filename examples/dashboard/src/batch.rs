@@ -46,6 +46,10 @@ struct Entry {
     failed: usize,
     running: usize,
     report: Option<BatchReportView>,
+    /// The report has been written to the store (or the write was tried
+    /// and reported): only then does the batch show `finished`, so a
+    /// client that saw the end finds it again after a restart.
+    settled: bool,
 }
 
 impl Entry {
@@ -59,21 +63,25 @@ impl Entry {
             failed: 0,
             running: 0,
             report: None,
+            settled: false,
         }
     }
 
-    fn view(&self, batch_id: u64) -> BatchEntryView {
+    /// The view served (`stored`: the one written, which has the report
+    /// before it is settled).
+    fn view(&self, batch_id: u64, stored: bool) -> BatchEntryView {
+        let report = self.report.as_ref().filter(|_| stored || self.settled);
         BatchEntryView {
             batch_id,
             action: self.action,
-            state: if self.report.is_some() { "finished" } else { "running" },
+            state: if report.is_some() { "finished" } else { "running" },
             created_at: self.created_at,
             requested_by: self.who.clone(),
             total: self.total,
             done: self.done,
             failed: self.failed,
             running: self.running,
-            report: self.report.clone(),
+            report: report.cloned(),
         }
     }
 }
@@ -87,7 +95,7 @@ enum Slot {
 impl Slot {
     fn value(&self, id: u64) -> Value {
         match self {
-            Slot::Live(e) => serde_json::to_value(e.view(id)).unwrap_or_default(),
+            Slot::Live(e) => serde_json::to_value(e.view(id, false)).unwrap_or_default(),
             Slot::Kept(v) => v.clone(),
         }
     }
@@ -143,9 +151,16 @@ impl Batches {
     pub fn stored(&self, id: u64) -> Option<StoredBatch> {
         let m = self.lock();
         let Some(Slot::Live(e)) = m.get(&id) else { return None };
-        let view = e.view(id);
+        let view = e.view(id, true);
         let json = serde_json::to_string(&view).ok()?;
         Some((id, view.state, view.created_at, json))
+    }
+
+    /// Batch `id`'s report has been through the store: it shows `finished`.
+    pub fn settle(&self, id: u64) {
+        if let Some(Slot::Live(e)) = self.lock().get_mut(&id) {
+            e.settled = e.report.is_some();
+        }
     }
 
     pub fn insert(&self, id: u64, kind: ActionKind, total: usize, who: Option<Who>) {
@@ -189,5 +204,41 @@ impl Batches {
 
     pub fn list(&self) -> Vec<Value> {
         self.lock().iter().rev().map(|(id, s)| s.value(*id)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipvtl_client::core::BatchId;
+    use ipvtl_client::wire::Wall;
+    use ipvtl_client::{Cluster, Settings};
+
+    #[test]
+    fn a_batch_shows_finished_only_once_its_report_went_through_the_store() {
+        let cluster = Cluster::new(Vec::new(), Settings { background: false, ..Settings::default() }).unwrap();
+        let now = cluster.now();
+        let report = BatchReport {
+            batch: BatchId(7),
+            kind: ActionKind::Restart,
+            started_at: now,
+            finished_at: now,
+            reports: Vec::new(),
+            stopped_early: None,
+        };
+        let batches = Batches::default();
+        batches.insert(7, ActionKind::Restart, 0, None);
+        batches.finish(&report, BatchReportView::new(&report, Wall(cluster.clock())));
+
+        let served = batches.get(7).unwrap();
+        assert_eq!((served["state"].as_str(), &served["report"]), (Some("running"), &Value::Null), "{served}");
+        let (id, state, _, json) = batches.stored(7).expect("this run's batch");
+        let written: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!((id, state, written["state"].as_str()), (7, "finished", Some("finished")));
+        assert!(written["report"].is_object(), "{written}");
+
+        batches.settle(7);
+        assert_eq!(batches.get(7).unwrap(), written, "served as written once settled");
+        assert_eq!(batches.list(), vec![written]);
     }
 }

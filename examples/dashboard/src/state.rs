@@ -336,12 +336,15 @@ impl Inner {
         }
     }
 
-    /// Writes batch `id`'s current view to the store.
+    /// Writes batch `id`'s current view to the store; a finished batch
+    /// shows `finished` only then (after a failed write too, reported:
+    /// the end is not hidden while the store is away).
     pub(crate) async fn persist_batch(&self, id: u64) {
         let Some((id, state, created_at, json)) = self.batches.stored(id) else { return };
         if let Err(e) = self.config.store.put_batch(id, state, created_at, &json).await {
             eprintln!("ipvtl-dashboard: {e}");
         }
+        self.batches.settle(id);
     }
 
     /// Adds the polls to the store's downsampled history: held per bucket
