@@ -408,6 +408,60 @@ impl Cluster {
         }
     }
 
+    /// Sweeps these servers here and leaves the others to the instances
+    /// that own them (several dashboards sharing one fleet): servers taken
+    /// over are polled at once, the others only through
+    /// [`Cluster::adopt`]. Unknown ids are ignored. Returns how many
+    /// servers changed hands.
+    pub fn set_swept(&self, swept: impl Fn(&ServerId) -> bool) -> usize {
+        let mut fleet = self.fleet();
+        let ids: Vec<(ServerId, bool)> = fleet
+            .poller()
+            .servers()
+            .map(|(c, _)| (c.id.clone(), swept(&c.id)))
+            .filter(|(id, on)| fleet.poller().is_swept(id) != *on)
+            .collect();
+        for (id, on) in &ids {
+            fleet.set_swept(id, *on);
+        }
+        drop(fleet);
+        if !ids.is_empty() {
+            self.wake();
+        }
+        ids.len()
+    }
+
+    /// True when `id` is swept here (see [`Cluster::set_swept`]).
+    pub fn is_swept(&self, id: &ServerId) -> bool {
+        self.fleet().poller().is_swept(id)
+    }
+
+    /// Applies the owning instance's observations of servers not swept
+    /// here (as the store handed them over), with the same events a poll
+    /// would give. Returns how many were applied.
+    pub fn adopt(&self, observed: impl IntoIterator<Item = (ServerId, ipvtl_core::poller::Observed)>) -> usize {
+        let now = self.now();
+        let mut fleet = self.fleet();
+        let applied = observed.into_iter().map(|(id, o)| fleet.adopt(&id, o, now)).filter(|applied| *applied).count();
+        drop(fleet);
+        if applied > 0 {
+            self.wake();
+        }
+        applied
+    }
+
+    /// What this instance last observed of each server it sweeps, for the
+    /// others sharing the fleet.
+    pub fn observed(&self) -> Vec<(ServerId, ipvtl_core::poller::Observed)> {
+        let fleet = self.fleet();
+        let poller = fleet.poller();
+        poller
+            .servers()
+            .filter(|(c, _)| poller.is_swept(&c.id))
+            .filter_map(|(c, s)| Some((c.id.clone(), ipvtl_core::poller::Observed::of(s)?)))
+            .collect()
+    }
+
     /// Turns background sweeps on or off.
     pub fn set_background(&self, on: bool) {
         self.fleet().set_auto_sweep(on);

@@ -164,6 +164,7 @@ impl Fleet {
         }
         let heal = self.awaiting.take()?.heal;
         let still = go
+            && self.poller.is_swept(&heal.server)
             && self.reconciler.drift(&heal.server, heal.channel).is_some()
             && !self.locks.contains_key(&(heal.server.clone(), heal.channel))
             && self.poller.state(&heal.server).is_some_and(|s| s.health == Health::Online && !s.maintenance);
@@ -308,6 +309,7 @@ impl Fleet {
             let (poller, locks) = (&self.poller, &self.locks);
             let heal = self.reconciler.poll_heal(now, |server, channel| {
                 !locks.contains_key(&(server.clone(), channel))
+                    && poller.is_swept(server)
                     && poller.state(server).is_some_and(|s| s.health == Health::Online && !s.maintenance)
             });
             let Some(heal) = heal else { break };
@@ -474,6 +476,30 @@ impl Fleet {
         let sweep = self.poller.sweep_now(now);
         self.pump();
         sweep
+    }
+
+    /// Sweeps `server` here (the default), or leaves its polling, healing
+    /// and alerting to the instance that owns it (several instances share
+    /// one fleet): see [`Poller::set_swept`]. False for an unknown server.
+    pub fn set_swept(&mut self, server: &ServerId, swept: bool) -> bool {
+        let known = self.poller.set_swept(server, swept);
+        if known {
+            self.touched.insert(server.clone());
+        }
+        known
+    }
+
+    /// Applies the owning instance's observation of a server this fleet
+    /// does not sweep ([`Poller::adopt`]), then lets the reconciler see it
+    /// (it watches drift there, but heals only servers swept here).
+    pub fn adopt(&mut self, server: &ServerId, observed: crate::poller::Observed, now: Instant) -> bool {
+        let applied = self.poller.adopt(server, observed, now);
+        if applied {
+            self.touched.insert(server.clone());
+            self.pump();
+            self.reconcile(now);
+        }
+        applied
     }
 
     /// Puts a server in or out of maintenance. False for an unknown server.

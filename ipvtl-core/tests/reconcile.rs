@@ -501,3 +501,49 @@ fn a_go_ahead_for_a_drift_that_ended_meanwhile_starts_nothing() {
     h.run_until(t(20_000));
     assert_eq!(commands(&h)[&(sid("s1"), ch(2))], ["stop", "start"], "the human's restart only");
 }
+
+/// Hands `from`'s observations of the servers it owns to `to`.
+fn share(from: &Harness, to: &mut Harness, owned: [&str; 2], now: ipvtl_core::Instant) {
+    for s in owned {
+        if let Some(o) = from.fleet.state(&sid(s)).and_then(ipvtl_core::poller::Observed::of) {
+            assert!(to.fleet.adopt(&sid(s), o, now));
+        }
+    }
+}
+
+/// Two instances share four servers: each sweeps two and adopts the other's
+/// observations of the rest. A stalled channel is healed once, by its
+/// owner; the other sees the drift and sends nothing.
+#[test]
+fn with_two_instances_only_the_owner_heals() {
+    let mut a = Harness::simple(config(), 4, 2);
+    let mut b = Harness::simple(config(), 4, 2);
+    manage_all(&mut a, ReconcilerConfig::default());
+    manage_all(&mut b, ReconcilerConfig::default());
+    let (of_a, of_b) = (["s1", "s2"], ["s3", "s4"]);
+    for s in of_b {
+        a.fleet.set_swept(&sid(s), false);
+    }
+    for s in of_a {
+        b.fleet.set_swept(&sid(s), false);
+    }
+    let mut b_saw_drift = false;
+    for step in 1..=80u64 {
+        if step == 12 {
+            a.server_mut("s1").stall(1);
+        }
+        let now = t(step * 250);
+        a.run_until(now);
+        b.run_until(now);
+        share(&a, &mut b, of_a, now);
+        share(&b, &mut a, of_b, now);
+        b_saw_drift |= b.fleet.reconciler().drift(&sid("s1"), ch(1)).is_some();
+    }
+    assert_eq!(commands(&a), BTreeMap::from([((sid("s1"), ch(1)), vec!["stop", "start"])]));
+    assert!(commands(&b).is_empty(), "{:?}", commands(&b));
+    assert!(b_saw_drift, "the other instance sees the drift");
+    assert!(b.sent.iter().all(|s| of_b.contains(&s.server.as_str())), "b polls only its own servers");
+    assert_eq!(a.events_of("heal_finished").len(), 1);
+    assert!(b.events_of("heal_started").is_empty());
+    assert!(b.fleet.reconciler().drift(&sid("s1"), ch(1)).is_none(), "healed, as b sees it too");
+}

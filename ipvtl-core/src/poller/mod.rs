@@ -31,6 +31,7 @@ use crate::model::{Health, PollError, ServerConfig, ServerState, Status};
 use crate::parse::parse_status;
 use crate::time::Instant;
 use crate::transport::{Request, RequestKind, Response, Transmit, TransportError};
+use serde::{Deserialize, Serialize};
 
 pub use schedule::SweepStats;
 
@@ -65,6 +66,58 @@ impl Default for PollerConfig {
             offline_after: 2,
             grace: Duration::from_secs(1),
         }
+    }
+}
+
+/// One server's last poll as its owning instance saw it, for the other
+/// instances sharing the fleet (see [`Poller::adopt`]); serialized into the
+/// shared store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    /// The status, or why there was none.
+    pub outcome: Result<Status, PollError>,
+    /// Round-trip time of that poll.
+    #[serde(default, with = "opt_ms")]
+    pub latency: Option<Duration>,
+    /// Polls failed in a row, this one included (0 after a good one).
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// How long ago it was polled, as of the reader's `now`.
+    #[serde(skip)]
+    pub age: Duration,
+}
+
+impl Observed {
+    /// What `state` says of the last poll: the last good status when the
+    /// last poll succeeded, else the error. `None` before any poll ended.
+    pub fn of(state: &ServerState) -> Option<Observed> {
+        let outcome = match (&state.error, &state.status) {
+            (Some(e), _) => Err(e.clone()),
+            (None, Some(s)) => Ok(Status::clone(s)),
+            (None, None) => return None,
+        };
+        Some(Observed {
+            outcome,
+            latency: state.latency,
+            consecutive_failures: state.consecutive_failures,
+            age: Duration::ZERO,
+        })
+    }
+}
+
+mod opt_ms {
+    use core::time::Duration;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
     }
 }
 
@@ -115,6 +168,9 @@ struct Entry {
     channels: Vec<ChannelTrack>,
     /// The health last announced by an event.
     announced: Health,
+    /// Polled by this poller's sweeps; when false another instance owns
+    /// the server and its observations arrive through [`Poller::adopt`].
+    swept: bool,
 }
 
 /// What the poller remembers of one channel between polls.
@@ -346,6 +402,50 @@ impl Poller {
         }
     }
 
+    /// Sweeps `server` (the default) or leaves it to another instance
+    /// that owns it. A server taken over is polled at once; one given up
+    /// ends the poll under way (if any) as usual, then waits for
+    /// [`Poller::adopt`]. False for an unknown server.
+    pub fn set_swept(&mut self, server: &ServerId, swept: bool) -> bool {
+        let Some(entry) = self.servers.get_mut(server) else { return false };
+        if entry.swept == swept {
+            return true;
+        }
+        entry.swept = swept;
+        entry.skip_until_sweep = 0;
+        if swept && entry.refresh == Refresh::None {
+            entry.refresh = Refresh::Soon;
+            self.priority.push_back(server.clone());
+        }
+        true
+    }
+
+    /// True when `server` is swept here (see [`Poller::set_swept`]).
+    pub fn is_swept(&self, server: &ServerId) -> bool {
+        self.servers.get(server).is_some_and(|e| e.swept)
+    }
+
+    /// Applies what the instance owning `server` observed, as if this
+    /// poller had polled it `observed.age` ago: the same state and events
+    /// (channel changes, stalls, health with its hysteresis). Ignored for a
+    /// server swept here (this poller is its owner) or unknown; returns
+    /// whether it was applied.
+    pub fn adopt(&mut self, server: &ServerId, observed: Observed, now: Instant) -> bool {
+        let Some(entry) = self.servers.get_mut(server).filter(|e| !e.swept) else { return false };
+        let at = Instant::from_millis(now.as_millis().saturating_sub(observed.age.as_millis() as u64));
+        let latency = observed.latency;
+        match observed.outcome {
+            Ok(status) => observe::success(entry, status, latency, at, &mut self.events),
+            Err(error) => {
+                // The owner counted the failures; one more is this one.
+                entry.state.consecutive_failures = observed.consecutive_failures.saturating_sub(1);
+                let latency = latency.unwrap_or_default();
+                observe::failure(entry, error, latency, at, self.config.offline_after, &mut self.events);
+            }
+        }
+        true
+    }
+
     /// Feeds a status observed outside the schedule (an action watching a
     /// channel): updates the state and emits channel events.
     pub fn observe_status(&mut self, server: &ServerId, status: Status, now: Instant) {
@@ -496,7 +596,7 @@ impl Poller {
         let mut queued = 0;
         let mut skipped = 0;
         for id in &self.order {
-            let Some(entry) = self.servers.get_mut(id) else { continue };
+            let Some(entry) = self.servers.get_mut(id).filter(|e| e.swept) else { continue };
             if let Some(request) = entry.in_flight {
                 // A poll under way (a slow answer, a refresh) serves this
                 // sweep too, and every later one that starts before it
@@ -535,6 +635,7 @@ impl Entry {
             skip_until_sweep: 0,
             channels: Vec::new(),
             announced: Health::Unknown,
+            swept: true,
         }
     }
 

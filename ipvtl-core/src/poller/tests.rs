@@ -959,3 +959,130 @@ fn a_refresh_asked_before_an_address_change_is_still_answered() {
     let evs = events(&mut p);
     assert_eq!(evs.iter().filter(|e| matches!(e, Event::Refreshed { .. })).count(), 1);
 }
+
+// ------------------------------------------------- several instances
+
+#[test]
+fn a_server_owned_elsewhere_is_left_out_of_sweeps_and_polled_at_once_when_taken_over() {
+    let mut p = poller(3);
+    assert!(p.set_swept(&sid("s2"), false));
+    assert!(!p.is_swept(&sid("s2")) && p.is_swept(&sid("s1")));
+    let r = drain(&mut p, t(0));
+    assert_eq!(names(&r), ["s1", "s3"]);
+    answer_all(&mut p, &r, t(10), ok);
+    let evs = events(&mut p);
+    assert_eq!(sweeps_finished(&evs), [(1, 10, 2, 0, 0)], "the sweep counts only its own servers");
+    assert!(!p.set_swept(&sid("nope"), true));
+    assert!(p.set_swept(&sid("s2"), true));
+    let r = drain(&mut p, t(20));
+    assert_eq!(names(&r), ["s2"], "taken over: polled before the next sweep");
+    p.handle_response(r[0].id, ok(), t(30));
+    assert!(p.state(&sid("s2")).unwrap().status.is_some());
+}
+
+#[test]
+fn adopting_the_owners_observations_gives_the_same_state_and_events() {
+    let mut owner = poller(1);
+    let mut follower = poller(1);
+    follower.set_swept(&sid("s1"), false);
+    assert!(drain(&mut follower, t(0)).is_empty(), "the follower never polls it");
+    let mut owner_evs = Vec::new();
+    let mut follower_evs = Vec::new();
+    let answers = [
+        ok_body(&[("running", &running(10, 25)), ("idle", "")]),
+        ok_body(&[("idle", ""), ("idle", "")]),
+        connect(),
+        connect(),
+        ok_body(&[("running", &running(30, 0))]),
+    ];
+    for (i, answer) in answers.into_iter().enumerate() {
+        let now = t(1_000 * i as u64);
+        owner.handle_timeout(now);
+        owner.refresh(&sid("s1")); // past any backoff
+        let r = drain(&mut owner, now);
+        assert_eq!(names(&r), ["s1"]);
+        owner.handle_response(r[0].id, answer, now);
+        owner_evs.extend(events(&mut owner).into_iter().filter(|e| !matches!(e, Event::Refreshed { .. })));
+        let observed = Observed::of(owner.state(&sid("s1")).unwrap()).expect("polled");
+        // Through the store: serialized and read back.
+        let text = serde_json::to_string(&observed).unwrap();
+        let read: Observed = serde_json::from_str(&text).unwrap();
+        assert!(follower.adopt(&sid("s1"), read, now));
+        follower_evs.extend(events(&mut follower));
+        let (a, b) = (owner.state(&sid("s1")).unwrap(), follower.state(&sid("s1")).unwrap());
+        assert_eq!(
+            (a.health, &a.status, &a.error, a.consecutive_failures),
+            (b.health, &b.status, &b.error, b.consecutive_failures)
+        );
+        assert_eq!(a.stalled, b.stalled);
+    }
+    let kinds = |evs: &[Event]| -> Vec<String> {
+        evs.iter().filter(|e| !matches!(e, Event::SweepFinished { .. })).map(|e| format!("{e:?}")).collect()
+    };
+    assert_eq!(kinds(&owner_evs), kinds(&follower_evs));
+    assert!(health_changes(&follower_evs).iter().any(|(_, _, to)| *to == Health::Offline));
+    // The owner ignores what others say of its own server.
+    let observed = Observed::of(owner.state(&sid("s1")).unwrap()).unwrap();
+    assert!(!owner.adopt(&sid("s1"), observed, t(60_000)));
+}
+
+#[test]
+fn an_adopted_observation_is_dated_by_its_age() {
+    let mut p = poller(1);
+    p.set_swept(&sid("s1"), false);
+    let observed =
+        Observed { outcome: Ok(Status::default()), latency: Some(ms(12)), consecutive_failures: 0, age: ms(1_500) };
+    assert!(p.adopt(&sid("s1"), observed, t(10_000)));
+    let s = p.state(&sid("s1")).unwrap();
+    assert_eq!((s.last_ok_at, s.latency, s.health), (Some(t(8_500)), Some(ms(12)), Health::Online));
+}
+
+mod ownership_prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn answer(kind: u8, up: u64) -> Result<Response, TransportError> {
+        match kind % 5 {
+            0 => connect(),
+            1 => Ok(Response { code: 500, body: Vec::new() }),
+            2 => ok_body(&[("running", &running(up, 25)), ("idle", "")]),
+            3 => ok_body(&[("running", &running(up, 0)), ("running", &running(up, 30))]),
+            _ => ok_body(&[("idle", ""), ("starting", "")]),
+        }
+    }
+
+    proptest! {
+        /// Whatever the owner sees, a follower fed its observations (through
+        /// their serialized form) holds the same health, status, error,
+        /// failure count and stalls, and announces the same events.
+        #[test]
+        fn a_follower_matches_its_owner(polls in proptest::collection::vec((0u8..5, 0u64..4), 1..30)) {
+            let mut owner = poller(1);
+            let mut follower = poller(1);
+            follower.set_swept(&sid("s1"), false);
+            let mut up = 0;
+            let (mut oe, mut fe) = (Vec::new(), Vec::new());
+            for (kind, step) in polls {
+                up += step;
+                let now = owner.poll_timeout().unwrap();
+                owner.handle_timeout(now);
+                for r in drain(&mut owner, now) {
+                    owner.handle_response(r.id, answer(kind, up), now);
+                }
+                owner.refresh(&sid("s1")); // past any backoff
+                for r in drain(&mut owner, now) {
+                    owner.handle_response(r.id, answer(kind, up), now);
+                }
+                oe.extend(events(&mut owner).into_iter().filter(|e| !matches!(e, Event::SweepFinished { .. } | Event::Refreshed { .. })).map(|e| format!("{e:?}")));
+                let Some(o) = Observed::of(owner.state(&sid("s1")).unwrap()) else { continue };
+                let text = serde_json::to_string(&o).unwrap();
+                follower.adopt(&sid("s1"), serde_json::from_str(&text).unwrap(), now);
+                fe.extend(events(&mut follower).into_iter().map(|e| format!("{e:?}")));
+                let (a, b) = (owner.state(&sid("s1")).unwrap(), follower.state(&sid("s1")).unwrap());
+                prop_assert_eq!((a.health, &a.status, &a.error, a.consecutive_failures), (b.health, &b.status, &b.error, b.consecutive_failures));
+                prop_assert_eq!(&a.stalled, &b.stalled);
+            }
+            prop_assert_eq!(oe, fe);
+        }
+    }
+}
