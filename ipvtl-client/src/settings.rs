@@ -35,6 +35,10 @@ pub struct Settings {
     pub background: bool,
     /// Events buffered per subscriber before the oldest are dropped for it.
     pub event_buffer: usize,
+    /// The `User-Agent` header of every request, to tell this client's polls
+    /// from another's on a shared fleet (see
+    /// [`TransportOptions::user_agent`]); `None` keeps isahc's own.
+    pub user_agent: Option<String>,
 }
 
 impl Default for Settings {
@@ -54,6 +58,7 @@ impl Default for Settings {
             body_limit: DEFAULT_BODY_LIMIT,
             background: true,
             event_buffer: 4096,
+            user_agent: None,
         }
     }
 }
@@ -107,6 +112,7 @@ impl Settings {
             body_limit: options.body_limit.unwrap_or(d.body_limit),
             background: options.background.unwrap_or(d.background),
             event_buffer: options.event_buffer.unwrap_or(d.event_buffer),
+            user_agent: d.user_agent,
         };
         settings.validate()?;
         Ok(settings)
@@ -134,6 +140,11 @@ impl Settings {
         }
         if self.body_limit == 0 || self.event_buffer == 0 {
             return Err(ClientError::Settings("body_limit and event_buffer must be at least 1".into()));
+        }
+        if let Some(ua) = &self.user_agent {
+            if ua.bytes().any(|b| (b < b' ' && b != b'\t') || b == 0x7f) {
+                return Err(ClientError::Settings(format!("user_agent {ua:?} must not contain control characters")));
+            }
         }
         Ok(())
     }
@@ -181,6 +192,7 @@ impl Settings {
             body_limit: self.body_limit,
             connect_timeout: self.timeout,
             connection_cache: wanted.min(allowed).max(self.concurrency.saturating_mul(2)).max(64),
+            user_agent: self.user_agent.clone(),
         }
     }
 }
@@ -215,5 +227,15 @@ mod tests {
         assert_eq!(s.transport_options(10_000, 256).connection_cache, 400, "nor under a small limit");
         let small = Settings { concurrency: 4, ..Settings::default() };
         assert_eq!(small.transport_options(3, 1 << 20).connection_cache, 64);
+    }
+
+    #[test]
+    fn the_user_agent_is_carried_to_the_transport() {
+        assert_eq!(Settings::default().transport_options(10, 1 << 20).user_agent, None);
+        let s = Settings { user_agent: Some("dash-a".into()), ..Settings::default() };
+        assert_eq!(s.transport_options(10, 1 << 20).user_agent.as_deref(), Some("dash-a"));
+        assert!(s.validate().is_ok());
+        let bad = Settings { user_agent: Some("a\r\nb".into()), ..Settings::default() };
+        assert_eq!(bad.validate().unwrap_err().kind(), "settings");
     }
 }

@@ -5,12 +5,22 @@
 //! | --- | --- |
 //! | `GET /servers` | `{"servers": [...]}` (the `servers.json` object form) |
 //! | `GET /faults` | `{"faults": {"sim-0001": "hang", ...}}` |
-//! | `GET /records` | `{"max_concurrent_total": N, "servers": {id: record}}` (no request times) |
-//! | `GET /records/{id}` | one record, with `request_times_ms` |
+//! | `GET /records` | `{"max_concurrent_total": N, "servers": {id: record}}`, each with `status_by_client` but no times |
+//! | `GET /records/{id}` | one record, also with `request_times_ms` and `status_times_ms_by_client` |
 //! | `POST /faults` | body `{"ids": [...], "fault": F}`, `{"fraction": 0.1, "fault": F}`, or `{"fault": null}` (clear all); answers `{"ids": [...], "fault": F}` |
 //! | `POST /reset` | clears every record |
 //!
 //! `F` is a fault's JSON form (see [`Fault::from_json`]) or `null` to clear.
+//!
+//! A record is `{"total_requests": N, "status_requests": N, "commands":
+//! [{"channel": N, "action": "start"|"stop", "at_ms": ms}, ...],
+//! "max_concurrent": N, "status_by_client": {client: N, ...}}`; with times
+//! also `"request_times_ms": [ms, ...]` and `"status_times_ms_by_client":
+//! {client: [ms, ...], ...}` (the last [`crate::KEPT_REQUEST_TIMES`] status
+//! requests, each client's in arrival order). A client is the `User-Agent`
+//! of its `GET /status` requests (`"-"` without one, `"(other)"` past
+//! [`crate::KEPT_CLIENTS`] clients); times are milliseconds since the fleet
+//! started.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -85,7 +95,7 @@ pub(crate) async fn handle(shared: &Shared, req: &Request) -> Response {
             let servers: Map<String, Value> = shared
                 .servers
                 .iter()
-                .map(|s| (s.config.id.as_str().to_string(), lock(&s.record).snapshot().to_json(false)))
+                .map(|s| (s.config.id.as_str().to_string(), lock(&s.record).snapshot_with(false).to_json(false)))
                 .collect();
             json_response(200, &json!({ "max_concurrent_total": shared.in_flight.peak(), "servers": servers }))
         }
@@ -161,6 +171,7 @@ mod tests {
     use super::*;
     use crate::config::SimConfig;
     use crate::http::parse_head;
+    use crate::record::Seen;
     use crate::shared::server_addr;
 
     fn shared(n: usize) -> Shared {
@@ -170,7 +181,7 @@ mod tests {
 
     fn call(shared: &Shared, method: &str, path: &str, body: &str) -> (u16, Value) {
         let head = format!("{method} {path} HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len());
-        let (mut req, _) = parse_head(&head).unwrap();
+        let mut req = parse_head(&head).unwrap().request;
         req.body = body.as_bytes().to_vec();
         let resp = smol::block_on(handle(shared, &req));
         let v = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
@@ -230,5 +241,32 @@ mod tests {
         assert_eq!(call(&s, "POST", "/reset", "").0, 200);
         assert_eq!(call(&s, "DELETE", "/servers", "").0, 405);
         assert_eq!(call(&s, "GET", "/nope", "").0, 404);
+    }
+
+    #[test]
+    fn records_tell_status_polls_apart_by_client() {
+        let s = shared(2);
+        for (ms, client) in [(10, "dash-a"), (20, "dash-b"), (30, "dash-a"), (40, "")] {
+            lock(&s.servers[0].record).note(Seen::Status(client), Duration::from_millis(ms), 1);
+        }
+        lock(&s.servers[0].record).note(Seen::Other, Duration::from_millis(50), 1);
+
+        let (code, v) = call(&s, "GET", "/records", "");
+        assert_eq!(code, 200);
+        let first = &v["servers"]["sim-0001"];
+        assert_eq!(first["status_by_client"], json!({"-": 1, "dash-a": 2, "dash-b": 1}));
+        assert_eq!(first["status_requests"], json!(4));
+        assert!(first.get("status_times_ms_by_client").is_none() && first.get("request_times_ms").is_none());
+        assert_eq!(v["servers"]["sim-0002"]["status_by_client"], json!({}));
+
+        let (code, v) = call(&s, "GET", "/records/sim-0001", "");
+        assert_eq!(code, 200);
+        assert_eq!(v["status_by_client"], json!({"-": 1, "dash-a": 2, "dash-b": 1}));
+        assert_eq!(v["status_times_ms_by_client"], json!({"-": [40.0], "dash-a": [10.0, 30.0], "dash-b": [20.0]}));
+        assert_eq!(v["request_times_ms"], json!([10.0, 20.0, 30.0, 40.0, 50.0]));
+
+        assert_eq!(call(&s, "POST", "/reset", "").0, 200);
+        let (_, v) = call(&s, "GET", "/records/sim-0001", "");
+        assert_eq!((&v["status_by_client"], &v["status_times_ms_by_client"]), (&json!({}), &json!({})));
     }
 }

@@ -27,6 +27,17 @@ pub(crate) struct Request {
     pub body: Vec<u8>,
 }
 
+/// A parsed request head: the request (without body), its
+/// `Content-Length` and its `User-Agent`, borrowed from the head so that
+/// reading it allocates nothing.
+#[derive(Debug)]
+pub(crate) struct Head<'a> {
+    pub request: Request,
+    pub content_length: usize,
+    /// The `User-Agent` value, trimmed; empty when there was none.
+    pub user_agent: &'a str,
+}
+
 /// Why no request could be read.
 #[derive(Debug)]
 pub(crate) enum ReadError {
@@ -47,11 +58,19 @@ impl From<io::Error> for ReadError {
 pub(crate) struct Conn {
     pub stream: Async<TcpStream>,
     buf: Vec<u8>,
+    /// The last request's `User-Agent`: one buffer per connection, reused,
+    /// so requests carry no allocation of it.
+    user_agent: String,
 }
 
 impl Conn {
     pub fn new(stream: Async<TcpStream>) -> Self {
-        Conn { stream, buf: Vec::new() }
+        Conn { stream, buf: Vec::new(), user_agent: String::new() }
+    }
+
+    /// The `User-Agent` of the last request read; empty when it sent none.
+    pub fn user_agent(&self) -> &str {
+        &self.user_agent
     }
 
     /// Reads the next request; `Ok(None)` when the peer closed cleanly
@@ -73,7 +92,9 @@ impl Conn {
         };
         let head =
             std::str::from_utf8(&self.buf[..head_end]).map_err(|_| ReadError::Bad(400, "request head is not UTF-8"))?;
-        let (mut req, content_length) = parse_head(head)?;
+        let Head { request: mut req, content_length, user_agent } = parse_head(head)?;
+        self.user_agent.clear();
+        self.user_agent.push_str(user_agent);
         if content_length > MAX_BODY {
             return Err(ReadError::Bad(413, "request body too large"));
         }
@@ -127,9 +148,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Parses the request line and headers; returns the request (without body)
-/// and its `Content-Length`.
-pub(crate) fn parse_head(head: &str) -> Result<(Request, usize), ReadError> {
+/// Parses the request line and headers.
+pub(crate) fn parse_head(head: &str) -> Result<Head<'_>, ReadError> {
     let mut lines = head.split("\r\n");
     let line = lines.next().unwrap_or_default();
     let mut parts = line.split(' ');
@@ -147,6 +167,7 @@ pub(crate) fn parse_head(head: &str) -> Result<(Request, usize), ReadError> {
     }
     let mut content_length = 0usize;
     let mut expect_continue = false;
+    let mut user_agent = "";
     for line in lines.take_while(|l| !l.is_empty()) {
         let Some((name, value)) = line.split_once(':') else {
             return Err(ReadError::Bad(400, "bad header line"));
@@ -156,6 +177,8 @@ pub(crate) fn parse_head(head: &str) -> Result<(Request, usize), ReadError> {
             content_length = value.parse().map_err(|_| ReadError::Bad(400, "bad Content-Length"))?;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(ReadError::Bad(501, "Transfer-Encoding is not supported"));
+        } else if name.eq_ignore_ascii_case("user-agent") {
+            user_agent = value;
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue = value.eq_ignore_ascii_case("100-continue");
         } else if name.eq_ignore_ascii_case("connection") {
@@ -172,10 +195,11 @@ pub(crate) fn parse_head(head: &str) -> Result<(Request, usize), ReadError> {
         Some((p, q)) => (p.to_string(), Some(q.to_string())),
         None => (target.to_string(), None),
     };
-    Ok((
-        Request { method: method.to_string(), path, query, keep_alive, expect_continue, body: Vec::new() },
+    Ok(Head {
+        request: Request { method: method.to_string(), path, query, keep_alive, expect_continue, body: Vec::new() },
         content_length,
-    ))
+        user_agent,
+    })
 }
 
 /// A response to write.
@@ -243,7 +267,7 @@ mod tests {
 
     fn head(s: &str) -> Request {
         match parse_head(s) {
-            Ok((r, _)) => r,
+            Ok(h) => h.request,
             Err(e) => panic!("{s:?}: {e:?}"),
         }
     }
@@ -260,9 +284,9 @@ mod tests {
 
     #[test]
     fn content_length_and_refusals() {
-        let (r, n) = parse_head("POST /faults HTTP/1.1\r\ncontent-length: 12\r\nExpect: 100-continue\r\n\r\n").unwrap();
-        assert_eq!(n, 12);
-        assert!(r.expect_continue);
+        let h = parse_head("POST /faults HTTP/1.1\r\ncontent-length: 12\r\nExpect: 100-continue\r\n\r\n").unwrap();
+        assert_eq!(h.content_length, 12);
+        assert!(h.request.expect_continue);
         for bad in [
             "GET /\r\n\r\n",
             "GET / HTTP/2\r\n\r\n",
@@ -273,6 +297,15 @@ mod tests {
         ] {
             assert!(matches!(parse_head(bad), Err(ReadError::Bad(..))), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn user_agent_is_borrowed_trimmed_or_empty() {
+        let ua = |s: &str| parse_head(s).map(|h| h.user_agent.to_string()).unwrap();
+        assert_eq!(ua("GET /status HTTP/1.1\r\nHost: x\r\nUser-Agent:  dash-a/1 (b) \r\n\r\n"), "dash-a/1 (b)");
+        assert_eq!(ua("GET /status HTTP/1.1\r\nuser-agent: curl/8 isahc/2\r\n\r\n"), "curl/8 isahc/2");
+        assert_eq!(ua("GET /status HTTP/1.1\r\nHost: x\r\n\r\n"), "");
+        assert_eq!(ua("GET /status HTTP/1.1\r\nUser-Agent:\r\n\r\n"), "");
     }
 
     #[test]

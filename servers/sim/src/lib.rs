@@ -44,7 +44,9 @@ mod state;
 pub use config::{Addressing, JsonForm, SimConfig};
 pub use faults::{Fault, FaultParseError};
 pub use fleet::SimFleet;
-pub use record::{Action, Command, ServerRecord, KEPT_COMMANDS, KEPT_REQUEST_TIMES};
+pub use record::{
+    Action, Command, ServerRecord, KEPT_CLIENTS, KEPT_COMMANDS, KEPT_REQUEST_TIMES, NO_CLIENT, OTHER_CLIENTS,
+};
 
 // Compile-time proof of the promise made to bindings.
 const _: fn() = || {

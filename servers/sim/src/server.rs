@@ -129,9 +129,11 @@ impl Route {
         }
     }
 
-    fn seen(self) -> Seen {
+    /// What the record notes; `user_agent` names the client of a status
+    /// request.
+    fn seen(self, user_agent: &str) -> Seen<'_> {
         match self {
-            Route::Status => Seen::Status,
+            Route::Status => Seen::Status(user_agent),
             Route::Command(ch, a) => Seen::Command(ch, a),
             _ => Seen::Other,
         }
@@ -159,7 +161,7 @@ async fn serve(shared: Arc<Shared>, i: usize, stream: Async<TcpStream>) {
         };
         let route = Route::of(&req, shared.config.channels);
         let (in_flight, n) = InFlightGuard::enter(&server.in_flight, &shared.in_flight);
-        lock(&server.record).note(route.seen(), shared.elapsed(), n);
+        lock(&server.record).note(route.seen(conn.user_agent()), shared.elapsed(), n);
 
         let fault = server.fault();
         if fault.is_some_and(|(f, since)| f.is_down(since, Instant::now())) {
@@ -254,10 +256,12 @@ async fn reset(mut conn: Conn) {
 mod tests {
     use super::*;
     use crate::http::parse_head;
+    use crate::{SimConfig, SimFleet};
+    use std::io::{Read, Write};
 
     fn route(line: &str) -> Route {
-        let (req, _) = parse_head(&format!("{line}\r\n\r\n")).unwrap();
-        Route::of(&req, 4)
+        let head = format!("{line}\r\n\r\n");
+        Route::of(&parse_head(&head).unwrap().request, 4)
     }
 
     #[test]
@@ -282,5 +286,61 @@ mod tests {
         assert_eq!(route("GET /nope HTTP/1.1"), Route::NotFound);
         assert_eq!(route("POST /status HTTP/1.1"), Route::BadMethod);
         assert_eq!(route("HEAD /status HTTP/1.1"), Route::BadMethod);
+    }
+
+    /// Sends `count` `GET /status` on one keep-alive connection with the
+    /// given `User-Agent` line (none when `None`), reading each answer.
+    fn poll(addr: SocketAddr, user_agent: Option<&str>, count: usize) {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let ua = user_agent.map(|ua| format!("User-Agent: {ua}\r\n")).unwrap_or_default();
+        let request = format!("GET /status HTTP/1.1\r\nHost: sim\r\n{ua}Accept: */*\r\n\r\n");
+        let mut buf = vec![0u8; 64 * 1024];
+        for _ in 0..count {
+            stream.write_all(request.as_bytes()).unwrap();
+            let mut got = Vec::new();
+            // Head, then exactly Content-Length bytes of body.
+            loop {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "closed early");
+                got.extend_from_slice(&buf[..n]);
+                let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                let head = std::str::from_utf8(&got[..end]).unwrap();
+                assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+                let len: usize =
+                    head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).and_then(|v| v.parse().ok()).unwrap();
+                if got.len() >= end + 4 + len {
+                    break;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn status_polls_are_recorded_by_user_agent() {
+        let fleet = SimFleet::start(SimConfig::new(2)).unwrap();
+        let servers = fleet.servers();
+        let (one, two) = (&servers[0], &servers[1]);
+        let addr = |s: &ipvtl_core::ServerConfig| SocketAddr::new(s.host.parse().unwrap(), s.port);
+        poll(addr(one), Some("dash-a/1"), 3);
+        poll(addr(one), Some("dash-b/1"), 2);
+        poll(addr(one), None, 1);
+        poll(addr(two), Some("dash-b/1"), 1);
+        // Another connection of a known client adds to its count.
+        poll(addr(one), Some("dash-a/1"), 1);
+
+        let rec = fleet.record(one.id.as_str()).unwrap();
+        let counts: Vec<(&str, u64)> = rec.status_by_client.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        assert_eq!(counts, [("-", 1), ("dash-a/1", 4), ("dash-b/1", 2)]);
+        let times: Vec<(&str, usize)> = rec.status_times_by_client.iter().map(|(k, t)| (k.as_str(), t.len())).collect();
+        assert_eq!(times, [("-", 1), ("dash-a/1", 4), ("dash-b/1", 2)]);
+        let a = &rec.status_times_by_client["dash-a/1"];
+        assert!(a.windows(2).all(|w| w[0] <= w[1]));
+        assert!(a[3] >= rec.status_times_by_client["dash-b/1"][1], "the later connection's poll is last");
+        let rec2 = fleet.record(two.id.as_str()).unwrap();
+        assert_eq!(rec2.status_by_client.into_iter().collect::<Vec<_>>(), [("dash-b/1".to_string(), 1)]);
+
+        fleet.reset_records();
+        let rec = fleet.record(one.id.as_str()).unwrap();
+        assert!(rec.status_by_client.is_empty() && rec.status_times_by_client.is_empty());
     }
 }
