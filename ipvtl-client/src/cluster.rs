@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use ipvtl_core::driver::{drive, Clock, FleetCell};
+use ipvtl_core::poller::Sweeping;
 use ipvtl_core::{
     parse_servers_file, ActionKind, ActionProgress, ActionReport, BatchId, BatchReport, BatchSpec, BatchTarget,
     ChannelId, Desired, Drift, Fleet, FleetSnapshot, Heal, Healing, Instant, ReconcilerConfig, ReloadSummary, Scope,
@@ -408,32 +409,35 @@ impl Cluster {
         }
     }
 
-    /// Sweeps these servers here and leaves the others to the instances
-    /// that own them (several dashboards sharing one fleet): servers taken
-    /// over are polled at once, the others only through
-    /// [`Cluster::adopt`]. Unknown ids are ignored. Returns how many
-    /// servers changed hands.
-    pub fn set_swept(&self, swept: impl Fn(&ServerId) -> bool) -> usize {
+    /// How each server is swept here (several dashboards sharing one
+    /// fleet): always, until an instant (what a lease allows: past it, the
+    /// core stops polling and healing the server even if nobody calls
+    /// again), or never (another instance owns it; its state arrives
+    /// through [`Cluster::adopt`]). A server taken over is polled at once.
+    /// Returns how many servers changed.
+    pub fn set_sweeping(&self, sweeping: impl Fn(&ServerId) -> Sweeping) -> usize {
+        let now = self.now();
         let mut fleet = self.fleet();
-        let ids: Vec<(ServerId, bool)> = fleet
+        let changes: Vec<(ServerId, Sweeping)> = fleet
             .poller()
             .servers()
-            .map(|(c, _)| (c.id.clone(), swept(&c.id)))
-            .filter(|(id, on)| fleet.poller().is_swept(id) != *on)
+            .map(|(c, _)| (c.id.clone(), sweeping(&c.id)))
+            .filter(|(id, to)| fleet.poller().sweeping(id) != Some(*to))
             .collect();
-        for (id, on) in &ids {
-            fleet.set_swept(id, *on);
+        for (id, to) in &changes {
+            fleet.set_sweeping(id, *to, now);
         }
         drop(fleet);
-        if !ids.is_empty() {
+        if !changes.is_empty() {
             self.wake();
         }
-        ids.len()
+        changes.len()
     }
 
-    /// True when `id` is swept here (see [`Cluster::set_swept`]).
-    pub fn is_swept(&self, id: &ServerId) -> bool {
-        self.fleet().poller().is_swept(id)
+    /// True when `id` is swept here now (see [`Cluster::set_sweeping`]).
+    pub fn sweeps(&self, id: &ServerId) -> bool {
+        let now = self.now();
+        self.fleet().poller().sweeps(id, now)
     }
 
     /// Applies the owning instance's observations of servers not swept
@@ -453,11 +457,12 @@ impl Cluster {
     /// What this instance last observed of each server it sweeps, for the
     /// others sharing the fleet.
     pub fn observed(&self) -> Vec<(ServerId, ipvtl_core::poller::Observed)> {
+        let now = self.now();
         let fleet = self.fleet();
         let poller = fleet.poller();
         poller
             .servers()
-            .filter(|(c, _)| poller.is_swept(&c.id))
+            .filter(|(c, _)| poller.sweeps(&c.id, now))
             .filter_map(|(c, s)| Some((c.id.clone(), ipvtl_core::poller::Observed::of(s)?)))
             .collect()
     }

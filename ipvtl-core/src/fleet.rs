@@ -164,7 +164,7 @@ impl Fleet {
         }
         let heal = self.awaiting.take()?.heal;
         let still = go
-            && self.poller.is_swept(&heal.server)
+            && self.poller.sweeps(&heal.server, now)
             && self.reconciler.drift(&heal.server, heal.channel).is_some()
             && !self.locks.contains_key(&(heal.server.clone(), heal.channel))
             && self.poller.state(&heal.server).is_some_and(|s| s.health == Health::Online && !s.maintenance);
@@ -309,7 +309,7 @@ impl Fleet {
             let (poller, locks) = (&self.poller, &self.locks);
             let heal = self.reconciler.poll_heal(now, |server, channel| {
                 !locks.contains_key(&(server.clone(), channel))
-                    && poller.is_swept(server)
+                    && poller.sweeps(server, now)
                     && poller.state(server).is_some_and(|s| s.health == Health::Online && !s.maintenance)
             });
             let Some(heal) = heal else { break };
@@ -478,11 +478,12 @@ impl Fleet {
         sweep
     }
 
-    /// Sweeps `server` here (the default), or leaves its polling, healing
-    /// and alerting to the instance that owns it (several instances share
-    /// one fleet): see [`Poller::set_swept`]. False for an unknown server.
-    pub fn set_swept(&mut self, server: &ServerId, swept: bool) -> bool {
-        let known = self.poller.set_swept(server, swept);
+    /// Sweeps `server` here always (the default), until an instant (a
+    /// lease), or never, leaving its polling, healing and alerting to the
+    /// instance that owns it (several instances share one fleet): see
+    /// [`Poller::set_sweeping`]. False for an unknown server.
+    pub fn set_sweeping(&mut self, server: &ServerId, sweeping: crate::poller::Sweeping, now: Instant) -> bool {
+        let known = self.poller.set_sweeping(server, sweeping, now);
         if known {
             self.touched.insert(server.clone());
         }

@@ -502,6 +502,8 @@ fn a_go_ahead_for_a_drift_that_ended_meanwhile_starts_nothing() {
     assert_eq!(commands(&h)[&(sid("s1"), ch(2))], ["stop", "start"], "the human's restart only");
 }
 
+use ipvtl_core::poller::Sweeping;
+
 /// Hands `from`'s observations of the servers it owns to `to`.
 fn share(from: &Harness, to: &mut Harness, owned: [&str; 2], now: ipvtl_core::Instant) {
     for s in owned {
@@ -522,10 +524,10 @@ fn with_two_instances_only_the_owner_heals() {
     manage_all(&mut b, ReconcilerConfig::default());
     let (of_a, of_b) = (["s1", "s2"], ["s3", "s4"]);
     for s in of_b {
-        a.fleet.set_swept(&sid(s), false);
+        a.fleet.set_sweeping(&sid(s), Sweeping::Never, t(0));
     }
     for s in of_a {
-        b.fleet.set_swept(&sid(s), false);
+        b.fleet.set_sweeping(&sid(s), Sweeping::Never, t(0));
     }
     let mut b_saw_drift = false;
     for step in 1..=80u64 {

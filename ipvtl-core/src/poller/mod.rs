@@ -69,6 +69,28 @@ impl Default for PollerConfig {
     }
 }
 
+/// Whether a poller sweeps a server (see [`Poller::set_sweeping`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sweeping {
+    /// Always: it runs alone, or owns the server for good.
+    Always,
+    /// Until this instant (exclusive): the end of what a lease allows.
+    Until(Instant),
+    /// Never: another instance owns it.
+    Never,
+}
+
+impl Sweeping {
+    /// True when it sweeps at `now`.
+    pub fn at(self, now: Instant) -> bool {
+        match self {
+            Sweeping::Always => true,
+            Sweeping::Until(until) => now < until,
+            Sweeping::Never => false,
+        }
+    }
+}
+
 /// One server's last poll as its owning instance saw it, for the other
 /// instances sharing the fleet (see [`Poller::adopt`]); serialized into the
 /// shared store.
@@ -168,9 +190,10 @@ struct Entry {
     channels: Vec<ChannelTrack>,
     /// The health last announced by an event.
     announced: Health,
-    /// Polled by this poller's sweeps; when false another instance owns
-    /// the server and its observations arrive through [`Poller::adopt`].
-    swept: bool,
+    /// Whether this poller's sweeps poll it; when not, another instance
+    /// owns the server and its observations arrive through
+    /// [`Poller::adopt`].
+    sweeping: Sweeping,
 }
 
 /// What the poller remembers of one channel between polls.
@@ -268,6 +291,13 @@ impl Poller {
                 continue; // a refresh took it already, and counted for the sweep
             }
             entry.queued = false;
+            if !entry.sweeping.at(now) {
+                // Its lease lapsed while it waited: not ours to poll.
+                if let Some(done) = self.schedule.skip_queued(now) {
+                    self.events.push_back(done);
+                }
+                continue;
+            }
             let sweep = Some(self.schedule.current());
             return Some(self.send(id, Lane::Sweep, sweep, now));
         }
@@ -402,27 +432,35 @@ impl Poller {
         }
     }
 
-    /// Sweeps `server` (the default) or leaves it to another instance
-    /// that owns it. A server taken over is polled at once; one given up
-    /// ends the poll under way (if any) as usual, then waits for
-    /// [`Poller::adopt`]. False for an unknown server.
-    pub fn set_swept(&mut self, server: &ServerId, swept: bool) -> bool {
+    /// Sweeps `server` always (the default), until an instant (a lease
+    /// this instance holds on it, renewed by moving the instant), or never
+    /// (another instance owns it). A server this poller starts sweeping is
+    /// polled at once; one it stops sweeping (also by the instant passing,
+    /// with nobody calling: self-fencing) is left out of the next sweeps
+    /// and the queue, its poll under way ending as usual. False for an
+    /// unknown server.
+    pub fn set_sweeping(&mut self, server: &ServerId, sweeping: Sweeping, now: Instant) -> bool {
         let Some(entry) = self.servers.get_mut(server) else { return false };
-        if entry.swept == swept {
-            return true;
-        }
-        entry.swept = swept;
-        entry.skip_until_sweep = 0;
-        if swept && entry.refresh == Refresh::None {
-            entry.refresh = Refresh::Soon;
-            self.priority.push_back(server.clone());
+        let was = entry.sweeping.at(now);
+        entry.sweeping = sweeping;
+        if !was && sweeping.at(now) {
+            entry.skip_until_sweep = 0;
+            if entry.refresh == Refresh::None {
+                entry.refresh = Refresh::Soon;
+                self.priority.push_back(server.clone());
+            }
         }
         true
     }
 
-    /// True when `server` is swept here (see [`Poller::set_swept`]).
-    pub fn is_swept(&self, server: &ServerId) -> bool {
-        self.servers.get(server).is_some_and(|e| e.swept)
+    /// How `server` is swept (`None`: unknown).
+    pub fn sweeping(&self, server: &ServerId) -> Option<Sweeping> {
+        self.servers.get(server).map(|e| e.sweeping)
+    }
+
+    /// True when this poller sweeps `server` at `now`.
+    pub fn sweeps(&self, server: &ServerId, now: Instant) -> bool {
+        self.servers.get(server).is_some_and(|e| e.sweeping.at(now))
     }
 
     /// Applies what the instance owning `server` observed, as if this
@@ -431,7 +469,7 @@ impl Poller {
     /// server swept here (this poller is its owner) or unknown; returns
     /// whether it was applied.
     pub fn adopt(&mut self, server: &ServerId, observed: Observed, now: Instant) -> bool {
-        let Some(entry) = self.servers.get_mut(server).filter(|e| !e.swept) else { return false };
+        let Some(entry) = self.servers.get_mut(server).filter(|e| !e.sweeping.at(now)) else { return false };
         let at = Instant::from_millis(now.as_millis().saturating_sub(observed.age.as_millis() as u64));
         let latency = observed.latency;
         match observed.outcome {
@@ -596,7 +634,7 @@ impl Poller {
         let mut queued = 0;
         let mut skipped = 0;
         for id in &self.order {
-            let Some(entry) = self.servers.get_mut(id).filter(|e| e.swept) else { continue };
+            let Some(entry) = self.servers.get_mut(id).filter(|e| e.sweeping.at(now)) else { continue };
             if let Some(request) = entry.in_flight {
                 // A poll under way (a slow answer, a refresh) serves this
                 // sweep too, and every later one that starts before it
@@ -635,7 +673,7 @@ impl Entry {
             skip_until_sweep: 0,
             channels: Vec::new(),
             announced: Health::Unknown,
-            swept: true,
+            sweeping: Sweeping::Always,
         }
     }
 

@@ -965,15 +965,15 @@ fn a_refresh_asked_before_an_address_change_is_still_answered() {
 #[test]
 fn a_server_owned_elsewhere_is_left_out_of_sweeps_and_polled_at_once_when_taken_over() {
     let mut p = poller(3);
-    assert!(p.set_swept(&sid("s2"), false));
-    assert!(!p.is_swept(&sid("s2")) && p.is_swept(&sid("s1")));
+    assert!(p.set_sweeping(&sid("s2"), Sweeping::Never, t(0)));
+    assert!(!p.sweeps(&sid("s2"), t(0)) && p.sweeps(&sid("s1"), t(0)));
     let r = drain(&mut p, t(0));
     assert_eq!(names(&r), ["s1", "s3"]);
     answer_all(&mut p, &r, t(10), ok);
     let evs = events(&mut p);
     assert_eq!(sweeps_finished(&evs), [(1, 10, 2, 0, 0)], "the sweep counts only its own servers");
-    assert!(!p.set_swept(&sid("nope"), true));
-    assert!(p.set_swept(&sid("s2"), true));
+    assert!(!p.set_sweeping(&sid("nope"), Sweeping::Always, t(20)));
+    assert!(p.set_sweeping(&sid("s2"), Sweeping::Always, t(20)));
     let r = drain(&mut p, t(20));
     assert_eq!(names(&r), ["s2"], "taken over: polled before the next sweep");
     p.handle_response(r[0].id, ok(), t(30));
@@ -984,7 +984,7 @@ fn a_server_owned_elsewhere_is_left_out_of_sweeps_and_polled_at_once_when_taken_
 fn adopting_the_owners_observations_gives_the_same_state_and_events() {
     let mut owner = poller(1);
     let mut follower = poller(1);
-    follower.set_swept(&sid("s1"), false);
+    follower.set_sweeping(&sid("s1"), Sweeping::Never, t(0));
     assert!(drain(&mut follower, t(0)).is_empty(), "the follower never polls it");
     let mut owner_evs = Vec::new();
     let mut follower_evs = Vec::new();
@@ -1029,7 +1029,7 @@ fn adopting_the_owners_observations_gives_the_same_state_and_events() {
 #[test]
 fn an_adopted_observation_is_dated_by_its_age() {
     let mut p = poller(1);
-    p.set_swept(&sid("s1"), false);
+    p.set_sweeping(&sid("s1"), Sweeping::Never, t(0));
     let observed =
         Observed { outcome: Ok(Status::default()), latency: Some(ms(12)), consecutive_failures: 0, age: ms(1_500) };
     assert!(p.adopt(&sid("s1"), observed, t(10_000)));
@@ -1059,7 +1059,7 @@ mod ownership_prop {
         fn a_follower_matches_its_owner(polls in proptest::collection::vec((0u8..5, 0u64..4), 1..30)) {
             let mut owner = poller(1);
             let mut follower = poller(1);
-            follower.set_swept(&sid("s1"), false);
+            follower.set_sweeping(&sid("s1"), Sweeping::Never, t(0));
             let mut up = 0;
             let (mut oe, mut fe) = (Vec::new(), Vec::new());
             for (kind, step) in polls {
@@ -1085,4 +1085,39 @@ mod ownership_prop {
             prop_assert_eq!(oe, fe);
         }
     }
+}
+
+#[test]
+fn a_lease_that_lapses_stops_the_sweeps_with_nobody_calling() {
+    let mut p = poller(2);
+    // s2 is ours until 2.5 s (a lease), then not renewed.
+    assert!(p.set_sweeping(&sid("s2"), Sweeping::Until(t(2_500)), t(0)));
+    for at in [0, 1_000, 2_000] {
+        p.handle_timeout(t(at));
+        let r = drain(&mut p, t(at));
+        assert_eq!(names(&r), ["s1", "s2"], "at {at} ms");
+        answer_all(&mut p, &r, t(at + 10), ok);
+    }
+    p.handle_timeout(t(3_000));
+    let r = drain(&mut p, t(3_000));
+    assert_eq!(names(&r), ["s1"], "lapsed: fenced by the core itself");
+    answer_all(&mut p, &r, t(3_010), ok);
+    assert!(!p.sweeps(&sid("s2"), t(3_000)));
+    p.set_sweeping(&sid("s2"), Sweeping::Until(t(4_005)), t(3_900));
+    let r = drain(&mut p, t(3_900));
+    assert_eq!(names(&r), ["s2"], "taken again: polled at once");
+    answer_all(&mut p, &r, t(3_910), ok);
+    p.handle_timeout(t(4_010));
+    assert_eq!(names(&drain(&mut p, t(4_010))), ["s1"], "lapsed again at 4 005 ms");
+    let mut cfg1 = cfg();
+    cfg1.max_concurrent = 1;
+    let mut q = Poller::new(cfg1, fleet(2), Instant::ZERO);
+    q.set_sweeping(&sid("s2"), Sweeping::Until(t(50)), t(0));
+    // Queued before the lapse, sent after: left out too.
+    let first = drain(&mut q, t(0));
+    assert_eq!(names(&first), ["s1"], "one slot: s2 waits in the queue");
+    q.handle_response(first[0].id, ok(), t(100));
+    assert!(drain(&mut q, t(100)).is_empty(), "s2's lease lapsed while it waited");
+    let evs = events(&mut q);
+    assert_eq!(sweeps_finished(&evs), [(1, 100, 1, 0, 1)]);
 }
