@@ -93,6 +93,7 @@ pub mod model;
 pub mod parse;
 pub mod poller;
 pub mod reconcile;
+pub mod shard;
 pub mod time;
 pub mod transport;
 
