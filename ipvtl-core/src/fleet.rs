@@ -491,14 +491,15 @@ impl Fleet {
     }
 
     /// Applies the owning instance's observation of a server this fleet
-    /// does not sweep ([`Poller::adopt`]), then lets the reconciler see it
-    /// (it watches drift there, but heals only servers swept here).
+    /// does not sweep ([`Poller::adopt`]); the reconciler sees it at the
+    /// next `handle_timeout` (it watches drift there, but heals only
+    /// servers swept here), so a driver adopting many at once pays for
+    /// one pass.
     pub fn adopt(&mut self, server: &ServerId, observed: crate::poller::Observed, now: Instant) -> bool {
         let applied = self.poller.adopt(server, observed, now);
         if applied {
             self.touched.insert(server.clone());
             self.pump();
-            self.reconcile(now);
         }
         applied
     }

@@ -9,7 +9,9 @@
 # (src/store/suite.rs, the one SQLite runs) and the binary restarted on
 # `--store postgres://...` keeping the audit, batches and maintenance, and
 # the server stopped and started under a running binary (`$work/pg-ctl`,
-# passed as IPVTL_TEST_PG_CTL).
+# passed as IPVTL_TEST_PG_CTL). Then tests/instances.rs: several
+# dashboards sharing one simulated fleet through it (leases, failover,
+# fencing, cross-instance locks, one heal and one alert).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -36,7 +38,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 # Build before the server starts, so it runs no longer than the tests.
-cargo test -p ipvtl-dashboard --test store_postgres --no-run --quiet
+cargo test -p ipvtl-dashboard --test store_postgres --test instances --no-run --quiet
 
 work=$(mktemp -d /tmp/ipvtl-pg.XXXXXX)
 chmod 755 "$work"
@@ -86,3 +88,7 @@ echo "45-postgres: PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on
 
 IPVTL_TEST_PG_URL="postgres://ipvtl@127.0.0.1:$port/postgres" IPVTL_TEST_PG_CTL="$work/pg-ctl" \
     timeout 300 cargo test -p ipvtl-dashboard --test store_postgres -- --ignored
+# Several dashboards sharing one fleet through it (tests/instances.rs):
+# three processes over 1 000 simulated servers, one test at a time.
+IPVTL_TEST_PG_URL="postgres://ipvtl@127.0.0.1:$port/postgres" \
+    timeout 900 cargo test -p ipvtl-dashboard --test instances -- --ignored --test-threads=1 --nocapture

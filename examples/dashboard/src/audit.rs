@@ -24,6 +24,9 @@ use crate::store::AuditRow;
 pub(crate) struct AuditEntry {
     at: f64,
     who: Option<Actor>,
+    /// The instance that wrote it, when several share the fleet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance: Option<&'static str>,
     #[serde(flatten)]
     event: AuditEvent,
     /// The action this entry opens or closes in the store's ledger of
@@ -179,7 +182,14 @@ impl AuditEvent {
 
     /// The entry of this event, done by `actor`, now.
     pub fn by_actor(self, actor: Option<Actor>) -> AuditEntry {
-        AuditEntry { at: crate::timefmt::unix_s(SystemTime::now()), who: actor, event: self, opens: None, closes: None }
+        AuditEntry {
+            at: crate::timefmt::unix_s(SystemTime::now()),
+            who: actor,
+            instance: crate::instances::name(),
+            event: self,
+            opens: None,
+            closes: None,
+        }
     }
 }
 

@@ -30,6 +30,9 @@ pub(crate) struct BatchEntryView {
     state: &'static str,
     created_at: f64,
     requested_by: Option<Who>,
+    /// The instance running it, when several share the fleet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance: Option<&'static str>,
     total: usize,
     done: usize,
     failed: usize,
@@ -77,6 +80,7 @@ impl Entry {
             state: if report.is_some() { "finished" } else { "running" },
             created_at: self.created_at,
             requested_by: self.who.clone(),
+            instance: crate::instances::name(),
             total: self.total,
             done: self.done,
             failed: self.failed,
@@ -130,14 +134,15 @@ impl Batches {
         }
     }
 
-    /// Takes back a batch from the store (its entry view's JSON). One that
-    /// was running when the dashboard stopped is marked `interrupted` and
-    /// returned, to be written back.
-    pub fn restore(&self, json: &str) -> Option<StoredBatch> {
+    /// Takes back a batch from the store (its entry view's JSON). One of
+    /// this instance's (`mine`) that was running when the dashboard
+    /// stopped is marked `interrupted` and returned, to be written back.
+    pub fn restore(&self, json: &str, mine: bool) -> Option<StoredBatch> {
         let mut v: Value = serde_json::from_str(json).ok()?;
         let id = v["batch_id"].as_u64()?;
         let created_at = v["created_at"].as_f64().unwrap_or_default();
-        let interrupted = v["state"] == "running";
+        // Another instance's batch (sharing the fleet) is its own business.
+        let interrupted = mine && v["state"] == "running";
         if interrupted {
             v["state"] = "interrupted".into();
         }

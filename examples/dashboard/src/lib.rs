@@ -21,6 +21,7 @@ mod error;
 mod events;
 mod guard;
 mod history;
+pub mod instances;
 pub mod keys;
 mod legacy;
 mod list;

@@ -97,7 +97,15 @@ fn run(o: &Options) -> Result<(), Fatal> {
         Some(path) => AlertsFile::load(path, |k| std::env::var(k).ok()).map_err(|e| Fatal(1, e))?,
         None => AlertsFile::default(),
     };
+    // Bound before anything starts: a sharing instance is named after it.
+    let listener = Async::<TcpListener>::bind(addr).map_err(|e| Fatal(1, format!("cannot listen on {addr}: {e}")))?;
+    let local = listener.get_ref().local_addr().map_err(|e| Fatal(1, e.to_string()))?;
+    let sharing = o.sharing.as_ref().map(|s| s.config(local));
     let mut settings = o.settings();
+    // Servers (and the simulator's records) tell the instances' polls apart.
+    if let Some(config) = &sharing {
+        settings.user_agent = Some(format!("ipvtl-dashboard/{} ({})", ipvtl_dashboard::VERSION, config.id));
+    }
     let (file, sim, servers_path) = match o.demo {
         Some(n) => {
             let (sim, faults) = ipvtl_dashboard::demo::start(n)
@@ -135,6 +143,18 @@ fn run(o: &Options) -> Result<(), Fatal> {
         None => DEFAULT_STORE.into(),
     });
     let store = smol::block_on(Store::open(&store_url)).map_err(|e| Fatal(1, e.to_string()))?;
+    if let Some(config) = &sharing {
+        let live = smol::block_on(ipvtl_dashboard::instances::join(&store, config)).map_err(|e| Fatal(1, e))?;
+        let others: Vec<&str> = live.iter().map(|i| i.id.as_str()).filter(|id| *id != config.id).collect();
+        println!(
+            "instance {} ({}): {} shards, leases of {:?}; live with it: {}",
+            config.id,
+            config.advertise,
+            config.shards,
+            config.ttl,
+            if others.is_empty() { "none".to_string() } else { others.join(", ") }
+        );
+    }
     let state = AppState::new(
         cluster,
         StateConfig {
@@ -147,6 +167,7 @@ fn run(o: &Options) -> Result<(), Fatal> {
             public_origin: o.public_origin.clone(),
             trusted_proxies: o.trusted_proxies.clone(),
             alerts,
+            sharing,
         },
     );
     let restored = smol::block_on(state.restore()).map_err(|e| Fatal(1, e.to_string()))?;
@@ -178,8 +199,6 @@ fn run(o: &Options) -> Result<(), Fatal> {
     }
     state.cluster().set_background(background);
 
-    let listener = Async::<TcpListener>::bind(addr).map_err(|e| Fatal(1, format!("cannot listen on {addr}: {e}")))?;
-    let local = listener.get_ref().local_addr().map_err(|e| Fatal(1, e.to_string()))?;
     let what = if o.demo.is_some() { "simulated servers" } else { "servers" };
     println!(
         "ipvtl-dashboard {}: {count} {what}, store {}, audit log {}",

@@ -49,6 +49,14 @@ options (environment fallback in brackets):
                               address or network, e.g. 10.0.0.5 or 10.0.0.0/8 (repeatable)
                               [IPVTL_TRUSTED_PROXIES, comma-separated]
   --allow-unauthenticated     serve a non-loopback address without an API key
+  --instance-id ID            share the fleet with the other dashboards on the same PostgreSQL
+                              store, as this instance [IPVTL_INSTANCE_ID]
+  --cluster                   the same, named after the host and the listen port
+  --advertise URL             where the others and people reach this instance [IPVTL_ADVERTISE]
+                              (http://LISTEN)
+  --shards N                  shards the fleet is cut into, the same on every instance (256)
+  --lease-ttl SECONDS         how long a shard's lease lasts unrenewed; an instance that cannot
+                              renew stops acting before it ends [IPVTL_LEASE_TTL] (10)
   --demo [N]                  serve an in-process simulated fleet of N servers (20)
 
 keys (work offline or while the dashboard runs on the same store):
@@ -98,6 +106,46 @@ pub struct Options {
     pub history: HistoryRetention,
     /// The alerts file, if any.
     pub alerts: Option<PathBuf>,
+    /// Sharing the fleet with other instances (`--instance-id`,
+    /// `--cluster`): `None` runs alone.
+    pub sharing: Option<Sharing>,
+}
+
+/// How this instance shares the fleet with the others.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sharing {
+    /// Its name (`None`: host and listen port).
+    pub id: Option<String>,
+    /// Where it is reached (`None`: `http://` and the address it serves).
+    pub advertise: Option<String>,
+    /// Shards of the fleet.
+    pub shards: u16,
+    /// A lease's life unrenewed.
+    pub lease_ttl: Duration,
+}
+
+impl Default for Sharing {
+    fn default() -> Self {
+        Sharing { id: None, advertise: None, shards: 256, lease_ttl: Duration::from_secs(10) }
+    }
+}
+
+impl Sharing {
+    /// The instance's settings once it serves `local`.
+    pub fn config(&self, local: std::net::SocketAddr) -> crate::instances::InstanceConfig {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "localhost".into());
+        crate::instances::InstanceConfig {
+            id: self.id.clone().unwrap_or_else(|| format!("{host}:{}", local.port())),
+            advertise: self.advertise.clone().unwrap_or_else(|| format!("http://{local}")),
+            shards: self.shards,
+            ttl: self.lease_ttl,
+        }
+    }
 }
 
 /// What `keys` does.
@@ -325,6 +373,7 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
         demo: None,
         store: env("IPVTL_STORE"),
         alerts: env("IPVTL_ALERTS").map(PathBuf::from),
+        sharing: None,
         history: HistoryRetention {
             ten_seconds: env("IPVTL_HISTORY_KEEP_10S")
                 .map(|v| keep("IPVTL_HISTORY_KEEP_10S", &v))
@@ -336,6 +385,12 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
                 .unwrap_or(HistoryRetention::default().one_minute),
         },
     };
+    let mut sharing = Sharing { id: env("IPVTL_INSTANCE_ID").filter(|v| !v.is_empty()), ..Sharing::default() };
+    let mut shared = sharing.id.is_some();
+    sharing.advertise = env("IPVTL_ADVERTISE").filter(|v| !v.is_empty());
+    if let Some(v) = env("IPVTL_LEASE_TTL") {
+        sharing.lease_ttl = seconds("IPVTL_LEASE_TTL", &v)?;
+    }
     // Repeated flags replace the environment's list rather than add to it.
     let mut flag_proxies: Option<Vec<TrustedProxy>> = None;
     while let Some(arg) = args.next() {
@@ -381,6 +436,26 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
                 flag_proxies.get_or_insert_with(Vec::new).push(proxy);
             }
             "--allow-unauthenticated" => o.allow_unauthenticated = true,
+            "--instance-id" => {
+                sharing.id = Some(value("--instance-id")?).filter(|v| !v.is_empty());
+                shared = true;
+            }
+            "--cluster" => shared = true,
+            "--advertise" => sharing.advertise = Some(value("--advertise")?),
+            "--shards" => {
+                let v = value("--shards")?;
+                sharing.shards = v
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("--shards: {v:?} is not a number from 1 to 65535"))?;
+            }
+            "--lease-ttl" => {
+                sharing.lease_ttl = seconds("--lease-ttl", &value("--lease-ttl")?)?;
+                if sharing.lease_ttl < Duration::from_secs(1) {
+                    return Err("--lease-ttl: at least 1 second".into());
+                }
+            }
             "--alerts" => o.alerts = Some(PathBuf::from(value("--alerts")?)),
             "--store" => o.store = Some(value("--store")?).filter(|s| !s.is_empty()),
             "--history-keep-10s" => o.history.ten_seconds = keep("--history-keep-10s", &value("--history-keep-10s")?)?,
@@ -403,6 +478,19 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
     }
     if let Some(list) = flag_proxies {
         o.trusted_proxies = list;
+    }
+    if shared {
+        let postgres =
+            o.store.as_deref().is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"));
+        if !postgres {
+            return Err("--instance-id/--cluster: instances share the fleet through a PostgreSQL store: \
+                        add --store postgres://USER@HOST/DB"
+                .into());
+        }
+        if o.demo.is_some() {
+            return Err("--instance-id/--cluster: not with --demo (its fleet lives inside one process)".into());
+        }
+        o.sharing = Some(sharing);
     }
     Ok(Command::Run(Box::new(o)))
 }
@@ -642,5 +730,33 @@ mod tests {
         assert!(o.check_exposure(o.listen_addr().unwrap()).is_ok());
         let o = run(&["--listen", "[::1]:8000"], &[]).unwrap();
         assert!(o.check_exposure(o.listen_addr().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn sharing_the_fleet_needs_postgresql_and_names_the_instance() {
+        let pg = "postgres://ipvtl@127.0.0.1/fleet";
+        assert_eq!(run(&["--store", pg], &[]).unwrap().sharing, None, "alone unless asked");
+        let o = run(&["--store", pg, "--instance-id", "east-1", "--lease-ttl", "4", "--shards", "64"], &[]).unwrap();
+        let sharing = o.sharing.clone().expect("shared");
+        assert_eq!((sharing.id.as_deref(), sharing.shards), (Some("east-1"), 64));
+        let config = sharing.config("127.0.0.1:8123".parse().unwrap());
+        assert_eq!((config.id.as_str(), config.advertise.as_str()), ("east-1", "http://127.0.0.1:8123"));
+        assert_eq!(config.ttl, Duration::from_secs(4));
+        let o = run(&["--cluster", "--advertise", "https://ops-east.example"], &[("IPVTL_STORE", pg)]).unwrap();
+        let config = o.sharing.unwrap().config("127.0.0.1:8123".parse().unwrap());
+        assert!(config.id.ends_with(":8123"), "host and port: {}", config.id);
+        assert_eq!((config.advertise.as_str(), config.shards), ("https://ops-east.example", 256));
+        assert_eq!(config.ttl, Duration::from_secs(10));
+        let o = run(&[], &[("IPVTL_STORE", pg), ("IPVTL_INSTANCE_ID", "west"), ("IPVTL_LEASE_TTL", "6")]).unwrap();
+        assert_eq!(o.sharing.map(|s| (s.id, s.lease_ttl)), Some((Some("west".into()), Duration::from_secs(6))));
+        for bad in [
+            vec!["--instance-id", "a"],
+            vec!["--cluster", "--store", "sqlite:x.db"],
+            vec!["--cluster", "--store", pg, "--demo", "3"],
+        ] {
+            assert!(run(&bad, &[]).unwrap_err().contains("--instance-id/--cluster"), "{bad:?}");
+        }
+        assert!(run(&["--shards", "0"], &[]).unwrap_err().contains("--shards"));
+        assert!(run(&["--lease-ttl", "0.5"], &[]).unwrap_err().contains("at least 1 second"));
     }
 }

@@ -82,6 +82,11 @@ async fn run(state: Weak<Inner>, events: Subscription, nudged: smol::channel::Re
                 // One transaction for the audit entries of the lot, one
                 // write per batch that changed.
                 inner.audit_record(&kept.audit).await;
+                if let Some(instances) = &inner.instances {
+                    for (server, channel) in &kept.unlock {
+                        instances.unlock(&inner.config.store, server, *channel).await;
+                    }
+                }
                 confirm_heals(&inner, kept.requested, &mut following).await;
                 for id in kept.batches {
                     inner.persist_batch(id).await;
@@ -114,6 +119,10 @@ async fn write_history(state: Weak<Inner>, polls: smol::channel::Receiver<Vec<Hi
             polled.extend(more);
         }
         let Some(inner) = state.upgrade() else { return };
+        // Sharing the fleet: each server's history is stored by its owner.
+        if let Some(instances) = &inner.instances {
+            polled.retain(|s| instances.owns(&ipvtl_client::core::ServerId::from(s.server_id.as_str())));
+        }
         inner.persist_history(&polled).await;
     }
 }
@@ -144,6 +153,8 @@ struct Kept {
     batches: BTreeSet<u64>,
     /// Heals the reconciler asks to do.
     requested: Vec<Requested>,
+    /// Channels whose action ended: their cross-instance locks go.
+    unlock: Vec<(String, u32)>,
 }
 
 /// A heal the reconciler asks to do: its ticket, its key in the ledger of
@@ -170,6 +181,17 @@ struct Following {
 /// start after all is closed with `heal_not_started`.
 async fn confirm_heals(inner: &Inner, requested: Vec<Requested>, following: &mut Following) {
     for Requested { ticket, key, entry, heal } in requested {
+        // Sharing the fleet: a channel held by another instance (a human's
+        // action there) is not healed now; the reconciler asks again later.
+        if let Some(instances) = &inner.instances {
+            let channel = [(heal.server_id.clone(), heal.channel_id)];
+            let s = inner.cluster.settings();
+            let bound = s.stop_timeout + s.start_timeout;
+            if instances.lock_channels(&inner.config.store, &channel, bound).await.is_err() {
+                inner.cluster.confirm_heal(ticket, false);
+                continue;
+            }
+        }
         let recorded = inner.audit_now(&entry).await;
         if let Err(e) = &recorded {
             eprintln!("ipvtl-dashboard: a heal is not started, its request cannot be recorded: {e}");
@@ -179,6 +201,9 @@ async fn confirm_heals(inner: &Inner, requested: Vec<Requested>, following: &mut
                 following.heals.insert(action, key);
             }
             None if recorded.is_ok() => {
+                if let Some(instances) = &inner.instances {
+                    instances.unlock(&inner.config.store, &heal.server_id, heal.channel_id).await;
+                }
                 let not_started = AuditEvent::HealNotStarted {
                     ticket,
                     server_id: heal.server_id,
@@ -187,7 +212,11 @@ async fn confirm_heals(inner: &Inner, requested: Vec<Requested>, following: &mut
                 };
                 inner.audit_record(&[not_started.by_actor(Some(RECONCILER)).closing(&key)]).await;
             }
-            None => {}
+            None => {
+                if let Some(instances) = &inner.instances {
+                    instances.unlock(&inner.config.store, &heal.server_id, heal.channel_id).await;
+                }
+            }
         }
     }
 }
@@ -209,6 +238,9 @@ fn handle(inner: &Inner, e: &Event, kept: &mut Kept, following: &mut Following) 
                 Err(_) => "failed",
             };
             inner.metrics.action(report.kind.as_str(), outcome);
+            if inner.instances.is_some() {
+                kept.unlock.push((report.server.to_string(), report.channel.get()));
+            }
             // Single actions are audited by their handler; batch actions
             // and heals here.
             let finished = || AuditEvent::ActionFinished { outcome, report: ActionReportView::new(report, wall) };
@@ -271,6 +303,9 @@ fn handle(inner: &Inner, e: &Event, kept: &mut Kept, following: &mut Following) 
         Event::BatchFinished { report } => {
             let view = BatchReportView::new(report, wall);
             kept.audit.push(by_batch(report.batch.0, AuditEvent::from(&view)));
+            if inner.instances.is_some() {
+                kept.unlock.extend(report.reports.iter().map(|r| (r.server.to_string(), r.channel.get())));
+            }
             inner.batches.finish(report, view);
             kept.batches.insert(report.batch.0);
         }

@@ -95,6 +95,41 @@ pub(crate) fn restore(cluster: &Cluster, rows: &[(String, String)]) -> RestoredS
     out
 }
 
+/// Follows the settings made through the API of other instances sharing
+/// the fleet: `now` is what the store holds, `before` what it held at the
+/// last look. New or changed rows are applied; a row gone takes its
+/// setting away. Returns how many changed.
+pub(crate) fn follow(cluster: &Cluster, before: &[(String, String)], now: &[(String, String)]) -> usize {
+    let mut changed = 0;
+    for (kind, entry) in now.iter().filter(|row| !before.contains(row)) {
+        match apply(cluster, kind, entry) {
+            Ok(()) => changed += 1,
+            Err(why) => eprintln!("ipvtl-dashboard: another instance's setting was not applied: {kind} {entry}: {why}"),
+        }
+    }
+    let kept: std::collections::HashSet<(&str, Option<Scope>)> =
+        now.iter().map(|(kind, entry)| (kind.as_str(), scope_of(entry))).collect();
+    for (kind, entry) in before.iter().filter(|row| !now.contains(row)) {
+        let Some(scope) = scope_of(entry) else { continue };
+        if kept.contains(&(kind.as_str(), Some(scope.clone()))) {
+            continue; // changed, not gone: applied above
+        }
+        let cleared = match kind.as_str() {
+            DESIRED => cluster.clear_desired(&scope).is_some(),
+            HEALING => cluster.clear_healing(&scope).is_some(),
+            _ => false,
+        };
+        changed += usize::from(cleared);
+    }
+    changed
+}
+
+/// The scope of a stored desired-state or healing row.
+fn scope_of(entry: &str) -> Option<Scope> {
+    let s: StoredSetting = serde_json::from_str(entry).ok()?;
+    ScopeInput { server_id: s.server_id, channel_id: s.channel_id, tag: s.tag }.into_scope().ok()
+}
+
 fn apply(cluster: &Cluster, kind: &str, entry: &str) -> Result<(), String> {
     let bad = |e: &dyn std::fmt::Display| e.to_string();
     if kind == RECONCILER {

@@ -46,6 +46,9 @@ pub struct StateConfig {
     /// The alert rules, silences and receivers (`--alerts`; default: the
     /// built-in rules, no receivers).
     pub alerts: crate::alerts::AlertsFile,
+    /// Sharing the fleet with other instances through the (PostgreSQL)
+    /// store (`--instance-id`); `None` runs alone.
+    pub sharing: Option<crate::instances::InstanceConfig>,
 }
 
 impl Default for StateConfig {
@@ -60,6 +63,7 @@ impl Default for StateConfig {
             public_origin: None,
             trusted_proxies: Vec::new(),
             alerts: crate::alerts::AlertsFile::default(),
+            sharing: None,
         }
     }
 }
@@ -86,6 +90,9 @@ pub(crate) struct Inner {
     pub batches: Batches,
     /// The alert evaluator and its delivery.
     pub alerts: crate::alerts::AlertHub,
+    /// The other instances sharing the fleet, as this one knows them
+    /// (`None`: it runs alone).
+    pub instances: Option<Arc<crate::instances::Instances>>,
     /// The page's overview rows and fleet series (`crate::overview`).
     pub overview: crate::overview::Overview,
     /// Passes of the event pump over a changed fleet (see
@@ -99,6 +106,9 @@ pub(crate) struct Inner {
     /// Held while a desired-state, healing or reconciler setting is
     /// audited, stored and applied: one change at a time.
     pub settings_lock: smol::lock::Mutex<()>,
+    /// Held while a batch number reserved in the store is handed to the
+    /// cluster and the batch submitted (sharing the fleet).
+    pub batch_numbering: smol::lock::Mutex<()>,
     /// This run of the dashboard (its start, Unix ms): keys of the actions
     /// it opens in the store's ledger start with it.
     run: u64,
@@ -128,6 +138,11 @@ impl AppState {
         cluster.set_confirm_heals(true);
         let cache = ServersCache::new(render_servers(&cluster, &ServersSnapshot::take(&cluster)));
         let alerts = crate::alerts::AlertHub::new(config.alerts.clone(), *cluster.clock(), cluster.now());
+        // Sharing: nothing is swept here until a lease says so.
+        let instances = config.sharing.clone().map(|c| Arc::new(crate::instances::Instances::new(c, *cluster.clock())));
+        if instances.is_some() {
+            cluster.set_sweeping(|_| ipvtl_client::core::poller::Sweeping::Never);
+        }
         let inner = Arc::new(Inner {
             cluster,
             config,
@@ -137,10 +152,12 @@ impl AppState {
             metrics: Metrics::default(),
             batches: Batches::default(),
             alerts,
+            instances: instances.clone(),
             overview: Default::default(),
             pump_passes: Default::default(),
             unwritten: smol::lock::Mutex::default(),
             settings_lock: smol::lock::Mutex::default(),
+            batch_numbering: smol::lock::Mutex::default(),
             run: crate::timefmt::unix_ms(std::time::SystemTime::now()),
             opened: std::sync::atomic::AtomicU64::new(0),
             nudge,
@@ -148,6 +165,10 @@ impl AppState {
         crate::pump::spawn(Arc::downgrade(&inner), events, nudged);
         crate::alerts::spawn(Arc::downgrade(&inner));
         crate::overview::spawn(Arc::downgrade(&inner));
+        if let Some(instances) = instances {
+            let _ = inner.alerts.instances.set(instances.clone());
+            crate::instances::spawn(Arc::downgrade(&inner), instances);
+        }
         AppState { inner }
     }
 
@@ -176,7 +197,11 @@ impl AppState {
         let store = self.store();
         let settings = crate::reconcile::restore(self.cluster(), &store.settings().await?);
         let mut restored = Restored { settings, ..Restored::default() };
-        restored.interrupted_actions = self.close_interrupted(store.open_actions().await?).await?;
+        // Sharing the fleet: only this instance's (and those written
+        // alone before); the leader closes what dead instances left.
+        let open = store.open_actions().await?;
+        let open = open.into_iter().filter(|(_, entry)| crate::instances::left_by(entry, None)).collect();
+        restored.interrupted_actions = self.close_interrupted(open).await?;
         for id in store.maintenance().await? {
             if self.cluster().set_maintenance(&id, true).is_ok() {
                 restored.maintenance.push(id);
@@ -184,7 +209,8 @@ impl AppState {
         }
         self.cluster().number_batches_after(store.last_batch_id().await?);
         for entry in store.batches(crate::batch::KEPT).await? {
-            if let Some((id, state, created_at, json)) = self.inner.batches.restore(&entry) {
+            let mine = crate::instances::left_by(&entry, None);
+            if let Some((id, state, created_at, json)) = self.inner.batches.restore(&entry, mine) {
                 store.put_batch(id, state, created_at, &json).await?;
                 restored.interrupted_batches.push(id);
             }
@@ -200,7 +226,7 @@ impl AppState {
     /// Audits each action a crash cut short (opened in the store's ledger,
     /// never closed) as `action_interrupted`, closing it, and says so on
     /// the event stream. Returns the interrupted entries.
-    async fn close_interrupted(&self, open: Vec<(String, String)>) -> Result<Vec<Value>, StoreError> {
+    pub(crate) async fn close_interrupted(&self, open: Vec<(String, String)>) -> Result<Vec<Value>, StoreError> {
         let mut entries = Vec::new();
         let mut rows = Vec::new();
         for (key, opened) in open {

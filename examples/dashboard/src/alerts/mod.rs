@@ -95,6 +95,9 @@ pub(crate) struct AlertHub {
     client: Option<isahc::HttpClient>,
     /// The last write to the store failed.
     write_failing: std::sync::atomic::AtomicBool,
+    /// Sharing the fleet: which notifications this instance delivers
+    /// (see [`crate::instances::Instances::delivers`]).
+    pub(crate) instances: std::sync::OnceLock<Arc<crate::instances::Instances>>,
 }
 
 impl AlertHub {
@@ -131,6 +134,7 @@ impl AlertHub {
             sending,
             client,
             write_failing: std::sync::atomic::AtomicBool::new(false),
+            instances: std::sync::OnceLock::new(),
         };
         hub.apply_file_silences(now);
         hub
@@ -162,6 +166,10 @@ impl AlertHub {
     fn drain(&self, e: &mut Engine) {
         let mut any = false;
         while let Some(n) = e.alerts.poll_event() {
+            // Sharing the fleet: another instance delivers this one.
+            if self.instances.get().is_some_and(|i| !i.delivers(&n.labels)) {
+                continue;
+            }
             let view = self.view_of(e, &n);
             e.unwritten.push(view);
             any = true;
@@ -240,7 +248,7 @@ impl AlertHub {
     /// ones removed) and the active alerts. Call once, before serving.
     pub async fn restore(&self, store: &Store, now: Instant) -> Result<(usize, usize), crate::StoreError> {
         let silences = store.silences().await?;
-        let entries = store.alert_state().await?;
+        let entries = store.alert_state(crate::instances::name()).await?;
         let mut ended = Vec::new();
         let (mut restored_silences, mut restored_alerts) = (0, 0);
         {
@@ -359,10 +367,11 @@ impl AlertHub {
                     kind: n.kind.clone(),
                     payload: payload.clone(),
                     created_at: now,
+                    instance: crate::instances::name().map(String::from),
                 })
             })
             .collect();
-        match store.record_alerts(&rows, Some(&active)).await {
+        match store.record_alerts(&rows, Some(&active), crate::instances::name()).await {
             Ok(()) => {
                 if self.write_failing.swap(false, std::sync::atomic::Ordering::Relaxed) {
                     eprintln!("ipvtl-dashboard: alerts written again");

@@ -122,7 +122,7 @@ async fn deliver_due(
     receiver: &config::Receiver,
     file: &AlertsFile,
 ) -> Option<f64> {
-    let rows = store.outbox_undelivered(&receiver.name, ROUND).await.ok()?;
+    let rows = store.outbox_undelivered(&receiver.name, ROUND, crate::instances::name()).await.ok()?;
     let d = &file.delivery;
     for row in rows {
         let now = unix_now();
@@ -172,6 +172,7 @@ async fn resend_firing(hub: &AlertHub, client: &isahc::HttpClient, file: &Alerts
             .alerts()
             .iter()
             .filter(|a| a.state == AlertState::Firing)
+            .filter(|a| hub.instances.get().is_none_or(|i| i.delivers(&a.labels)))
             .map(|a| {
                 let fingerprint = a.fingerprint.to_string();
                 let starts_at = e

@@ -11,6 +11,7 @@ use super::{audit_now, json, parse_channel, path, ApiResult};
 use crate::audit::AuditEvent;
 use crate::error::ApiError;
 use crate::guard::Who;
+use crate::instances::LockError;
 use crate::legacy::LegacyActionAnswer;
 use crate::state::AppState;
 
@@ -31,6 +32,27 @@ pub(super) async fn channel_action(
     let key = st.inner.request_key();
     let requested = AuditEvent::ActionRequested { server_id: id.clone(), channel_id: channel, action };
     audit_now(&st, &requested.by(who.clone()).opening(&key)).await?;
+    // Sharing the fleet: the channel's lock holds across instances.
+    if let Some(instances) = &st.inner.instances {
+        let bound = action_bound(&st);
+        if let Err(e) = instances.lock_channels(st.store(), &[(id.clone(), channel)], bound).await {
+            let (outcome, status, detail) = match e {
+                LockError::Held(h) => ("busy", StatusCode::CONFLICT, h.to_string()),
+                LockError::Store(e) => {
+                    ("store_unavailable", StatusCode::SERVICE_UNAVAILABLE, format!("cannot lock the channel: {e}"))
+                }
+            };
+            let refused = AuditEvent::ActionRefused {
+                server_id: id.clone(),
+                channel_id: channel,
+                action,
+                outcome,
+                detail: detail.clone(),
+            };
+            st.inner.audit_record(&[refused.by(who).closing(&key)]).await;
+            return Err(ApiError::new(status, detail));
+        }
+    }
     let pending = match st.cluster().submit(&id, channel, kind) {
         Ok(p) => p,
         Err(e) => {
@@ -42,6 +64,9 @@ pub(super) async fn channel_action(
                 detail: e.to_string(),
             };
             st.inner.audit_record(&[refused.by(who).closing(&key)]).await;
+            if let Some(instances) = &st.inner.instances {
+                instances.unlock(st.store(), &id, channel).await;
+            }
             return Err(ApiError::from_client(&e));
         }
     };
@@ -82,6 +107,12 @@ pub(super) async fn channel_action(
         }
         Err(e) => Err(ApiError::from_client(&e)),
     }
+}
+
+/// The longest a channel action may take (stop, then start, each bounded).
+pub(super) fn action_bound(st: &AppState) -> std::time::Duration {
+    let s = st.cluster().settings();
+    s.stop_timeout + s.start_timeout
 }
 
 /// `GET /api/actions`: the actions under way.

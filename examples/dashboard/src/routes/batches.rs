@@ -14,6 +14,7 @@ use super::{audit_now, json, json_body, path, ApiResult};
 use crate::audit::AuditEvent;
 use crate::error::ApiError;
 use crate::guard::Who;
+use crate::instances::LockError;
 use crate::state::AppState;
 
 /// The answer to a batch: accepted (202, with where to follow it) or, for
@@ -57,7 +58,42 @@ pub(super) async fn submit(
     let who = who.map(|Extension(w)| w);
     let requested = AuditEvent::BatchRequested { action, count: plan.len(), targets: answer.targets.clone() };
     audit_now(&st, &requested.by(who.clone())).await?;
-    let (id, done) = cluster.submit_batch(spec.clone()).map_err(|e| ApiError::from_client(&e))?;
+    // Sharing the fleet: every channel of the batch is locked across
+    // instances first (all or none), and batch numbers come from the store.
+    let channels: Vec<(String, u32)> = answer.targets.iter().map(|t| (t.server_id.clone(), t.channel_id)).collect();
+    if let Some(instances) = &st.inner.instances {
+        let bound = super::actions::action_bound(&st);
+        if let Err(e) = instances.lock_channels(st.store(), &channels, bound).await {
+            return Err(match e {
+                LockError::Held(h) => ApiError::new(StatusCode::CONFLICT, format!("batch refused: {h}")),
+                LockError::Store(e) => {
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("cannot lock the batch's channels: {e}"))
+                }
+            });
+        }
+    }
+    let submitted = match &st.inner.instances {
+        Some(_) => match st.store().reserve_batch_id().await {
+            Ok(id) => {
+                let _numbering = st.inner.batch_numbering.lock().await;
+                cluster.number_batches_after(id.saturating_sub(1));
+                cluster.submit_batch(spec.clone()).map_err(|e| ApiError::from_client(&e))
+            }
+            Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("cannot number the batch: {e}"))),
+        },
+        None => cluster.submit_batch(spec.clone()).map_err(|e| ApiError::from_client(&e)),
+    };
+    let (id, done) = match submitted {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(instances) = &st.inner.instances {
+                for (server, channel) in &channels {
+                    instances.unlock(st.store(), server, *channel).await;
+                }
+            }
+            return Err(e);
+        }
+    };
     st.inner.batches.insert(id.0, spec.kind, plan.len(), who);
     st.inner.persist_batch(id.0).await;
     // Its first actions are under way: the list shows them.

@@ -46,6 +46,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/alerts.js", get(page::alerts_js))
         .route("/overview.js", get(page::overview_js))
         .route("/health", get(ops::health))
+        .route("/api/cluster", get(ops::cluster))
         .route("/metrics", get(ops::metrics))
         .route("/api/config", get(ops::config))
         .route("/api/events", get(ops::events))

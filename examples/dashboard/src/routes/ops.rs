@@ -27,7 +27,7 @@ pub(super) async fn health(State(st): State<AppState>) -> Json<Value> {
         None => json!({"ok": true}),
         Some(error) => json!({"ok": false, "error": error}),
     };
-    Json(json!({
+    let mut health = json!({
         "status": if writes.ok() { "ok" } else { "degraded" },
         "version": crate::VERSION,
         "servers_count": c.len(),
@@ -35,7 +35,22 @@ pub(super) async fn health(State(st): State<AppState>) -> Json<Value> {
         "store": store,
         "alerts": st.inner.alerts.health(),
         "sweeps": st.inner.metrics.sweeps(),
-    }))
+    });
+    if let Some(instances) = &st.inner.instances {
+        health["instance"] = instances.view_json();
+    }
+    Json(health)
+}
+
+/// `GET /api/cluster`: the instances sharing the fleet and this one's
+/// leases; 404 when it runs alone.
+pub(super) async fn cluster(State(st): State<AppState>) -> ApiResult {
+    match &st.inner.instances {
+        Some(instances) => Ok(Json(instances.view_json())),
+        None => Err(ApiError::not_found(
+            "this dashboard runs alone (start it with --instance-id and a PostgreSQL store to share the fleet)",
+        )),
+    }
 }
 
 pub(super) async fn config(State(st): State<AppState>) -> Json<Value> {
@@ -52,13 +67,18 @@ pub(super) async fn config(State(st): State<AppState>) -> Json<Value> {
 
 pub(super) async fn metrics(State(st): State<AppState>) -> Response {
     let c = st.cluster();
-    let mut text = st.inner.metrics.render(
-        &c.snapshot(),
-        &c.reconciler_status(),
-        st.inner.hub.clients(),
-        &st.store().write_health(),
-    );
+    let mut fleet = c.snapshot();
+    // Sharing the fleet: each instance exports the servers it owns, so a
+    // Prometheus scraping them all sees each server once.
+    if let Some(instances) = &st.inner.instances {
+        fleet.servers.retain(|s| instances.owns(&s.config.id));
+    }
+    let mut text =
+        st.inner.metrics.render(&fleet, &c.reconciler_status(), st.inner.hub.clients(), &st.store().write_health());
     text.push_str(&st.inner.alerts.metrics());
+    if let Some(instances) = &st.inner.instances {
+        text.push_str(&instances.metrics());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 

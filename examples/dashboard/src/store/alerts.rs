@@ -21,6 +21,8 @@ pub struct NewOutboxRow {
     pub payload: String,
     /// When it was produced, Unix seconds (also its first `next_at`).
     pub created_at: f64,
+    /// The instance whose sender delivers it (`None`: a dashboard alone).
+    pub instance: Option<String>,
 }
 
 /// An outbox row not yet delivered.
@@ -54,18 +56,20 @@ pub struct StoredSilence {
 impl Store {
     /// Adds notifications to the outbox (a row already there, by
     /// notification and receiver, is kept as it is) and, when given,
-    /// replaces the kept active alerts `(fingerprint, entry)`, in one
-    /// transaction.
+    /// replaces the kept active alerts `(fingerprint, entry)` of
+    /// `instance` (`None`: a dashboard alone), in one transaction.
     pub async fn record_alerts(
         &self,
         rows: &[NewOutboxRow],
         active: Option<&[(String, String)]>,
+        instance: Option<&str>,
     ) -> Result<(), StoreError> {
         let insert = "INSERT INTO alert_outbox \
-                      (notification_id, receiver, fingerprint, kind, payload, created_at, attempts, next_at) \
-                      VALUES ($1, $2, $3, $4, $5, $6, 0, $7) ON CONFLICT (notification_id, receiver) DO NOTHING";
-        let clear = "DELETE FROM alert_state";
-        let keep = "INSERT INTO alert_state (fingerprint, entry) VALUES ($1, $2)";
+                      (notification_id, receiver, fingerprint, kind, payload, created_at, attempts, next_at, instance) \
+                      VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8) ON CONFLICT (notification_id, receiver) DO NOTHING";
+        let clear = "DELETE FROM alert_state WHERE instance = $1";
+        let keep = "INSERT INTO alert_state (instance, fingerprint, entry) VALUES ($1, $2, $3)";
+        let instance = instance.unwrap_or("");
         let result = on_pool!(self, |p| async {
             let mut tx = p.begin().await?;
             for r in rows {
@@ -77,13 +81,14 @@ impl Store {
                     .bind(&r.payload)
                     .bind(r.created_at)
                     .bind(r.created_at)
+                    .bind(&r.instance)
                     .execute(&mut *tx)
                     .await?;
             }
             if let Some(active) = active {
-                sqlx::query(clear).execute(&mut *tx).await?;
+                sqlx::query(clear).bind(instance).execute(&mut *tx).await?;
                 for (fingerprint, entry) in active {
-                    sqlx::query(keep).bind(fingerprint).bind(entry).execute(&mut *tx).await?;
+                    sqlx::query(keep).bind(instance).bind(fingerprint).bind(entry).execute(&mut *tx).await?;
                 }
             }
             tx.commit().await
@@ -93,33 +98,45 @@ impl Store {
         self.noted(result)
     }
 
-    /// The kept active alerts' entries.
-    pub async fn alert_state(&self) -> Result<Vec<String>, StoreError> {
-        let sql = "SELECT entry FROM alert_state ORDER BY fingerprint";
-        on_pool!(self, |p| super::strings(sqlx::query(sql).fetch_all(p).await, "entry"))
+    /// The kept active alerts' entries (`instance`'s, when several share
+    /// the fleet: each keeps its own).
+    pub async fn alert_state(&self, instance: Option<&str>) -> Result<Vec<String>, StoreError> {
+        let sql = "SELECT entry FROM alert_state WHERE instance = $1 ORDER BY fingerprint";
+        let instance = instance.unwrap_or("");
+        on_pool!(self, |p| super::strings(sqlx::query(sql).bind(instance).fetch_all(p).await, "entry"))
             .map_err(|e| self.err("cannot read the alerts", e))
     }
 
     /// Up to `limit` rows of `receiver` not yet delivered nor refused, in
-    /// the order they were added.
-    pub async fn outbox_undelivered(&self, receiver: &str, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+    /// the order they were added, that `instance` delivers (`None`: a
+    /// dashboard alone, the rows written alone).
+    pub async fn outbox_undelivered(
+        &self,
+        receiver: &str,
+        limit: usize,
+        instance: Option<&str>,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = "SELECT id, notification_id, receiver, payload, attempts, next_at FROM alert_outbox \
-                   WHERE receiver = $1 AND delivered_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $2";
+                   WHERE receiver = $1 AND delivered_at IS NULL AND failed_at IS NULL \
+                   AND COALESCE(instance, '') = $3 ORDER BY id LIMIT $2";
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        on_pool!(self, |p| sqlx::query(sql).bind(receiver).bind(limit).fetch_all(p).await.and_then(|rows| {
-            rows.iter()
-                .map(|r| {
-                    Ok(OutboxRow {
-                        id: r.try_get("id")?,
-                        notification_id: r.try_get("notification_id")?,
-                        receiver: r.try_get("receiver")?,
-                        payload: r.try_get("payload")?,
-                        attempts: r.try_get("attempts")?,
-                        next_at: r.try_get("next_at")?,
+        let instance = instance.unwrap_or("");
+        on_pool!(self, |p| sqlx::query(sql).bind(receiver).bind(limit).bind(instance).fetch_all(p).await.and_then(
+            |rows| {
+                rows.iter()
+                    .map(|r| {
+                        Ok(OutboxRow {
+                            id: r.try_get("id")?,
+                            notification_id: r.try_get("notification_id")?,
+                            receiver: r.try_get("receiver")?,
+                            payload: r.try_get("payload")?,
+                            attempts: r.try_get("attempts")?,
+                            next_at: r.try_get("next_at")?,
+                        })
                     })
-                })
-                .collect()
-        }))
+                    .collect()
+            }
+        ))
         .map_err(|e| self.err("cannot read the alert outbox", e))
     }
 

@@ -13,6 +13,9 @@
 //!
 //! Rows hold the wire views' JSON (`entry` columns), never a dialect of
 //! their own; the other columns are what is looked up or ordered by.
+//!
+//! What several instances share (heartbeats, shard leases, the owners'
+//! server states, channel locks) needs PostgreSQL: `instances.rs`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -32,6 +35,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "reconcile", include_str!("../../migrations/sqlite/0003_reconcile.sql")),
     (4, "history_compact", include_str!("../../migrations/sqlite/0004_history_compact.sql")),
     (5, "alerts", include_str!("../../migrations/sqlite/0005_alerts.sql")),
+    (6, "instances", include_str!("../../migrations/sqlite/0006_instances.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
@@ -39,10 +43,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "reconcile", include_str!("../../migrations/postgres/0003_reconcile.sql")),
     (4, "history_compact", include_str!("../../migrations/postgres/0004_history_compact.sql")),
     (5, "alerts", include_str!("../../migrations/postgres/0005_alerts.sql")),
+    (6, "instances", include_str!("../../migrations/postgres/0006_instances.sql")),
 ];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The default store of a dashboard started from a servers file.
 pub const DEFAULT_STORE: &str = "sqlite:ipvtl.db";
@@ -85,9 +90,13 @@ macro_rules! on_pool {
 mod alerts;
 mod buckets;
 mod history;
+mod instances;
 pub use alerts::{NewOutboxRow, OutboxRow, StoredSilence};
 pub use buckets::HistoryBuckets;
 pub use history::{HistoryPoint, HistoryRetention, HistorySample, HistoryStep};
+pub use instances::{
+    InstanceRow, LeaseRoundResult, LeaseRow, LockHolder, StateListener, StateRow, StateWrite, StateWriteResult,
+};
 
 /// The dashboard's store. Cheap to clone (the pools and the write health
 /// are shared).

@@ -186,34 +186,35 @@ async fn alerts(store: &Store, tag: &str) {
         kind: "firing".into(),
         payload: format!("{{\"id\":\"{id}\"}}"),
         created_at: 1_700_000_000.0,
+        instance: None,
     };
     let active = [("00000000000000ab".to_string(), "{\"state\":\"firing\"}".to_string())];
     let rows = [note("a", &receiver), note("a", &other), note("b", &receiver)];
-    store.record_alerts(&rows, Some(&active)).await.unwrap();
+    store.record_alerts(&rows, Some(&active), None).await.unwrap();
     // Recorded again (a retried write): nothing doubles.
-    store.record_alerts(&rows[..1], None).await.unwrap();
-    assert_eq!(store.alert_state().await.unwrap(), vec![active[0].1.clone()]);
-    let due = store.outbox_undelivered(&receiver, 10).await.unwrap();
+    store.record_alerts(&rows[..1], None, None).await.unwrap();
+    assert_eq!(store.alert_state(None).await.unwrap(), vec![active[0].1.clone()]);
+    let due = store.outbox_undelivered(&receiver, 10, None).await.unwrap();
     let ids: Vec<&str> = due.iter().map(|r| r.notification_id.as_str()).collect();
     assert_eq!(ids, [format!("a-{tag}"), format!("b-{tag}")]);
     assert_eq!((due[0].attempts, due[0].next_at), (0, 1_700_000_000.0));
     store.outbox_retry(due[0].id, 1, 1_700_000_002.0, "HTTP 500").await.unwrap();
-    let again = store.outbox_undelivered(&receiver, 10).await.unwrap();
+    let again = store.outbox_undelivered(&receiver, 10, None).await.unwrap();
     assert_eq!((again[0].attempts, again[0].next_at), (1, 1_700_000_002.0));
     store.outbox_delivered(due[0].id, 1_700_000_003.0).await.unwrap();
     store.outbox_refused(due[1].id, 1, 1_700_000_004.0, "HTTP 400").await.unwrap();
-    assert!(store.outbox_undelivered(&receiver, 10).await.unwrap().is_empty());
+    assert!(store.outbox_undelivered(&receiver, 10, None).await.unwrap().is_empty());
     let pending = store.outbox_pending().await.unwrap();
     assert_eq!(pending.iter().find(|(r, _)| *r == receiver), None);
     assert_eq!(pending.iter().find(|(r, _)| *r == other).map(|(_, n)| *n), Some(1));
-    store.outbox_delivered(store.outbox_undelivered(&other, 1).await.unwrap()[0].id, 5.0).await.unwrap();
-    store.record_alerts(&[], Some(&[])).await.unwrap();
-    assert!(store.alert_state().await.unwrap().is_empty());
+    store.outbox_delivered(store.outbox_undelivered(&other, 1, None).await.unwrap()[0].id, 5.0).await.unwrap();
+    store.record_alerts(&[], Some(&[]), None).await.unwrap();
+    assert!(store.alert_state(None).await.unwrap().is_empty());
     // Old delivered and refused rows go; pending ones stay.
-    store.record_alerts(&[note("c", &receiver)], None).await.unwrap();
+    store.record_alerts(&[note("c", &receiver)], None, None).await.unwrap();
     assert!(store.prune_outbox(1_700_000_003.5).await.unwrap() >= 2);
-    assert_eq!(store.outbox_undelivered(&receiver, 10).await.unwrap().len(), 1);
-    let last = store.outbox_undelivered(&receiver, 1).await.unwrap()[0].id;
+    assert_eq!(store.outbox_undelivered(&receiver, 10, None).await.unwrap().len(), 1);
+    let last = store.outbox_undelivered(&receiver, 1, None).await.unwrap()[0].id;
     store.outbox_delivered(last, 6.0).await.unwrap();
 
     let id = 1_000_000 + u64::from(tag.len() as u32);

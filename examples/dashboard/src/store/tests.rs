@@ -119,3 +119,31 @@ fn version_2_history_is_kept_in_the_compact_rows() {
     });
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn what_several_instances_share_needs_postgresql() {
+    smol::block_on(async {
+        let store = Store::memory().await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+        let ttl = Duration::from_secs(10);
+        let write = StateWrite { server_id: "a".into(), shard: 0, epoch: 1, entry: "{}".into() };
+        let errors = [
+            store.heartbeat("i1", "http://i1", ttl).await.map(drop).unwrap_err(),
+            store.leave("i1").await.unwrap_err(),
+            store.ensure_shards(4).await.unwrap_err(),
+            store.lease_round("i1", ttl, &[], &[(0, 0)], &[]).await.map(drop).unwrap_err(),
+            store.put_server_states("i1", &[write]).await.map(drop).unwrap_err(),
+            store.put_server_states("i1", &[]).await.map(drop).unwrap_err(),
+            store.server_states_since(0).await.map(drop).unwrap_err(),
+            store.state_listener().await.map(drop).unwrap_err(),
+            store.lock_channel("a", 1, "i1", "t", ttl, ttl).await.map(drop).unwrap_err(),
+            store.extend_channel_lock("a", 1, "t", ttl).await.map(drop).unwrap_err(),
+            store.unlock_channel("a", 1, "t").await.map(drop).unwrap_err(),
+        ];
+        for e in errors {
+            assert!(e.reason.contains("several instances need a PostgreSQL store"), "{e}");
+            assert_eq!(e.store, "sqlite::memory:");
+        }
+        assert!(store.write_health().ok(), "a refusal is no failed write: {:?}", store.write_health());
+    });
+}

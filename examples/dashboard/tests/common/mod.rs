@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod process;
+pub mod receiver;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,634 @@
+//! Several dashboards sharing one fleet through a PostgreSQL store
+//! (`--instance-id`): the driver of the core's shard lease machine
+//! ([`ipvtl_client::core::shard::Leases`]) and of what moves between the
+//! instances through the store.
+//!
+//! - **Leases.** Each round (every `ttl / 4`, or at the expiry of a lease
+//!   this instance wants) heartbeats, then renews, claims and releases in
+//!   one transaction judged by the database's clock. The machine fences a
+//!   shard it could not renew before its lease ends; the servers of the
+//!   shards it owns are swept here, the others are left to their owners
+//!   ([`Cluster::set_swept`]).
+//! - **State out.** After each sweep, the owner writes what it observed of
+//!   its servers (one batched upsert, refused by the database for a shard
+//!   whose lease this instance no longer holds at that epoch) and the
+//!   store announces it with `NOTIFY`.
+//! - **State in.** Every instance listens and reads the rows newer than
+//!   the last it saw, adopting the others' observations
+//!   ([`Cluster::adopt`]): the whole fleet is served from any instance.
+//!   After a lost connection it reads again from where it was (a
+//!   notification may have been missed), and every few seconds anyway.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use ipvtl_client::core::driver::Clock;
+use ipvtl_client::core::poller::{Observed, Sweeping};
+use ipvtl_client::core::shard::{self, InstanceId, LeaseRow, Leases, RoundResult, ShardConfig, ShardEvent};
+use ipvtl_client::core::{Event, Instant, ServerId};
+use ipvtl_client::{Cluster, SmolClock};
+use serde_json::{json, Value};
+
+use crate::state::Inner;
+use crate::store::{InstanceRow, StateWrite, Store};
+
+/// Reads of the shared state at least this often (a missed notification
+/// costs no more).
+const RESYNC: Duration = Duration::from_secs(3);
+
+/// How this instance takes part.
+#[derive(Clone, Debug)]
+pub struct InstanceConfig {
+    /// This instance's name among the others (`--instance-id`).
+    pub id: String,
+    /// Where the others and people reach it (`--advertise`).
+    pub advertise: String,
+    /// Shards the fleet is cut into (the same for every instance).
+    pub shards: u16,
+    /// How long a lease lasts without renewal (`--lease-ttl`).
+    pub ttl: Duration,
+}
+
+impl InstanceConfig {
+    /// The shard machine's settings.
+    pub fn shard_config(&self) -> ShardConfig {
+        ShardConfig::new(self.shards, self.ttl)
+    }
+}
+
+/// What the instances share, as this one knows it: read by the routes and
+/// the metrics.
+pub(crate) struct Instances {
+    pub config: InstanceConfig,
+    clock: SmolClock,
+    view: Mutex<View>,
+    /// Channel locks this instance holds in the store, with their tokens.
+    locks: Mutex<BTreeMap<(String, u32), String>>,
+}
+
+#[derive(Default)]
+struct View {
+    /// Shards held, with their epoch and until when this instance may act
+    /// on them (past it, not renewed: fenced).
+    owned: BTreeMap<u16, (u64, Instant)>,
+    /// The live instances, as the database judged them at the last round.
+    live: Vec<InstanceRow>,
+    /// Owner of each shard at the last round.
+    owners: BTreeMap<u16, Option<String>>,
+    rounds_ok: u64,
+    rounds_failed: u64,
+    acquired: u64,
+    lost: u64,
+    written: u64,
+    refused: u64,
+    adopted: u64,
+    version: u64,
+}
+
+/// This process's instance name, once it shares a fleet: the audit
+/// entries carry it.
+static NAME: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// The instance name the audit records (`None`: running alone).
+pub(crate) fn name() -> Option<&'static str> {
+    NAME.get().copied()
+}
+
+/// Whether a stored entry (an action's opening audit entry, a batch's
+/// view; JSON) was left by this instance, or written by a dashboard
+/// running alone, or (`live` given) by an instance no longer alive: the
+/// ones this instance may close as interrupted.
+pub(crate) fn left_by(entry: &str, live: Option<&[InstanceRow]>) -> bool {
+    let instance = serde_json::from_str::<Value>(entry).ok().and_then(|v| v["instance"].as_str().map(String::from));
+    match (instance, name(), live) {
+        (None, _, _) | (_, None, _) => live.is_none(),
+        (Some(i), Some(me), None) => i == me,
+        (Some(i), Some(me), Some(live)) => i != me && !live.iter().any(|l| l.id == i),
+    }
+}
+
+impl Instances {
+    pub fn new(config: InstanceConfig, clock: SmolClock) -> Self {
+        let _ = NAME.set(Box::leak(config.id.clone().into_boxed_str()));
+        Instances { config, clock, view: Mutex::default(), locks: Mutex::default() }
+    }
+
+    /// The epoch of a shard this instance may act on now.
+    fn epoch(&self, shard: u16) -> Option<u64> {
+        let now = self.clock.now();
+        self.view().owned.get(&shard).filter(|(_, until)| now < *until).map(|(epoch, _)| *epoch)
+    }
+
+    fn view(&self) -> std::sync::MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The shard of `server`.
+    pub fn shard_of(&self, server: &ServerId) -> u16 {
+        shard::shard_of(server, self.config.shards)
+    }
+
+    /// True when this instance acts for `server` now (polls, heals,
+    /// alerts, exports its series).
+    pub fn owns(&self, server: &ServerId) -> bool {
+        self.epoch(self.shard_of(server)).is_some()
+    }
+
+    /// The instance that speaks for the whole fleet (fleet-wide alerts and
+    /// audit entries, the others' leftovers): the owner of shard 0.
+    pub fn leads(&self) -> bool {
+        self.epoch(0).is_some()
+    }
+
+    /// Whether this instance delivers an alert with these labels: one about
+    /// a server's state is delivered by the server's owner (every instance
+    /// sees every server); the storm guard's, fleet-wide, by the leader;
+    /// the others (an action or batch that failed here, this instance's
+    /// store) only happen here.
+    pub fn delivers(&self, labels: &BTreeMap<String, String>) -> bool {
+        let name = labels.get("alertname").map(String::as_str).unwrap_or_default();
+        match (name, labels.get("server")) {
+            ("IpvtlHealingPaused", _) => self.leads(),
+            (
+                "IpvtlServerDown" | "IpvtlChannelStalled" | "IpvtlChannelDrift" | "IpvtlHealDegraded" | "IpvtlCpuHigh",
+                Some(server),
+            ) => self.owns(&ServerId::from(server.as_str())),
+            _ => true,
+        }
+    }
+
+    /// `GET /api/cluster`.
+    pub fn view_json(&self) -> Value {
+        let now = self.clock.now();
+        let v = self.view();
+        let mut per_owner: BTreeMap<&str, usize> = BTreeMap::new();
+        for owner in v.owners.values().flatten() {
+            *per_owner.entry(owner.as_str()).or_default() += 1;
+        }
+        let instances: Vec<Value> = v
+            .live
+            .iter()
+            .map(|i| {
+                json!({
+                    "instance_id": i.id,
+                    "advertise": i.advertise,
+                    "heartbeat_age_s": i.age.as_secs_f64(),
+                    "shards": per_owner.get(i.id.as_str()).copied().unwrap_or(0),
+                    "me": i.id == self.config.id,
+                })
+            })
+            .collect();
+        json!({
+            "instance_id": self.config.id,
+            "advertise": self.config.advertise,
+            "shards": self.config.shards,
+            "lease_ttl_s": self.config.ttl.as_secs_f64(),
+            "owned_shards": v.owned.values().filter(|(_, until)| now < *until).count(),
+            "unowned_shards": v.owners.values().filter(|o| o.is_none()).count(),
+            "instances": instances,
+            "rounds": {"ok": v.rounds_ok, "failed": v.rounds_failed},
+            "leases": {"acquired": v.acquired, "lost": v.lost},
+            "states": {"written": v.written, "refused": v.refused, "adopted": v.adopted, "version": v.version},
+        })
+    }
+
+    /// The instance's series for `/metrics`.
+    pub fn metrics(&self) -> String {
+        let now = self.clock.now();
+        let v = self.view();
+        let owned = v.owned.values().filter(|(_, until)| now < *until).count() as u64;
+        let id = self.config.id.replace('\\', "\\\\").replace('"', "\\\"");
+        let mut out = String::new();
+        let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{instance_id=\"{id}\"}} {value}\n"
+            ));
+        };
+        gauge("ipvtl_instance_shards", "Shards this instance owns and acts on.", "gauge", owned);
+        gauge(
+            "ipvtl_instance_live",
+            "Instances alive as the store judged at the last round.",
+            "gauge",
+            v.live.len() as u64,
+        );
+        gauge("ipvtl_lease_rounds_total", "Lease rounds the store answered.", "counter", v.rounds_ok);
+        gauge("ipvtl_lease_round_failures_total", "Lease rounds that failed.", "counter", v.rounds_failed);
+        gauge("ipvtl_leases_acquired_total", "Shard leases taken.", "counter", v.acquired);
+        gauge("ipvtl_leases_lost_total", "Shard leases given up, fenced or taken.", "counter", v.lost);
+        gauge(
+            "ipvtl_state_writes_refused_total",
+            "Server states the store refused (a stale lease).",
+            "counter",
+            v.refused,
+        );
+        out
+    }
+}
+
+/// Starts the instance's thread: leases, state out, state in.
+pub(crate) fn spawn(state: Weak<Inner>, instances: Arc<Instances>) {
+    let spawned = std::thread::Builder::new().name("ipvtl-dashboard-instances".into()).spawn(move || {
+        smol::block_on(smol::future::zip(
+            leases(state.clone(), instances.clone()),
+            smol::future::zip(write_states(state.clone(), instances.clone()), read_states(state, instances)),
+        ));
+    });
+    if let Err(e) = spawned {
+        eprintln!("ipvtl-dashboard: cannot start the instance thread: {e}");
+    }
+}
+
+/// Before serving: the shard rows exist and this instance is known alive.
+pub async fn join(store: &Store, config: &InstanceConfig) -> Result<Vec<InstanceRow>, String> {
+    store.ensure_shards(config.shards).await.map_err(|e| e.to_string())?;
+    store.heartbeat(&config.id, &config.advertise, config.ttl).await.map_err(|e| e.to_string())
+}
+
+async fn leases(state: Weak<Inner>, instances: Arc<Instances>) {
+    let me = InstanceId::from(instances.config.id.as_str());
+    let config = instances.config.shard_config();
+    let Some(now) = state.upgrade().map(|i| i.cluster.now()) else { return };
+    let mut machine = Leases::new(me, config.clone(), now);
+    let mut said_failing = false;
+    let mut followed = Followed::default();
+    loop {
+        let Some(inner) = state.upgrade() else { return };
+        let cluster = &inner.cluster;
+        let store = &inner.config.store;
+        let now = cluster.now();
+        machine.handle_timeout(now);
+        if let Some(round) = machine.poll_round(now) {
+            let cfg = &instances.config;
+            let answer = async {
+                store.heartbeat(&cfg.id, &cfg.advertise, cfg.ttl).await?;
+                store.lease_round(&cfg.id, cfg.ttl, &round.renew, &round.claim, &round.release).await
+            };
+            let limit = config.ttl.saturating_sub(config.fence_margin);
+            let answer = smol::future::or(async { Some(answer.await) }, async {
+                smol::Timer::after(limit).await;
+                None
+            })
+            .await;
+            let now = cluster.now();
+            match answer {
+                Some(Ok(r)) => {
+                    if std::mem::take(&mut said_failing) {
+                        eprintln!("ipvtl-dashboard: lease rounds answered again");
+                    }
+                    let result = RoundResult {
+                        view: r
+                            .view
+                            .iter()
+                            .map(|l| LeaseRow {
+                                shard: l.shard,
+                                owner: l.owner.as_deref().map(InstanceId::from),
+                                epoch: l.epoch,
+                                remaining: l.remaining,
+                            })
+                            .collect(),
+                        live: r.live.iter().map(|i| InstanceId::from(i.id.as_str())).collect(),
+                        renewed: r.renewed.clone(),
+                        claimed: r.claimed.clone(),
+                    };
+                    machine.handle_round(round.id, Ok(result), now);
+                    let rounds = {
+                        let mut v = instances.view();
+                        v.rounds_ok += 1;
+                        v.live = r.live.clone();
+                        v.owners =
+                            r.view.into_iter().map(|l| (l.shard, l.owner.filter(|_| l.remaining.is_some()))).collect();
+                        v.rounds_ok
+                    };
+                    if rounds % 4 == 1 && machine.owns(0, now).is_some() {
+                        janitor(&inner, &r.live).await;
+                    }
+                    if rounds % 2 == 0 {
+                        followed.follow(&inner).await;
+                    }
+                }
+                failed => {
+                    if !std::mem::replace(&mut said_failing, true) {
+                        let why = match failed {
+                            Some(Err(e)) => e.to_string(),
+                            _ => format!("no answer within {limit:?}"),
+                        };
+                        eprintln!("ipvtl-dashboard: a lease round failed (shards not renewed are given up before their lease ends): {why}");
+                    }
+                    machine.handle_round(round.id, Err(()), now);
+                    instances.view().rounds_failed += 1;
+                }
+            }
+        }
+        while let Some(e) = machine.poll_event() {
+            let mut v = instances.view();
+            match e {
+                ShardEvent::Acquired { .. } => v.acquired += 1,
+                ShardEvent::Lost { .. } => v.lost += 1,
+                _ => {}
+            }
+        }
+        // What the leases allow, after every round and event: the core
+        // stops polling and healing a shard's servers at its instant even
+        // if this thread never runs again (a pause, a hung store).
+        let now = cluster.now();
+        machine.handle_timeout(now);
+        let owned: BTreeMap<u16, (u64, Instant)> =
+            machine.owned(now).filter_map(|(shard, epoch)| Some((shard, (epoch, machine.act_until(shard)?)))).collect();
+        let n = instances.config.shards;
+        cluster.set_sweeping(|id| match owned.get(&shard::shard_of(id, n)) {
+            Some((_, until)) => Sweeping::Until(*until),
+            None => Sweeping::Never,
+        });
+        instances.view().owned = owned;
+        let wait = machine
+            .poll_timeout()
+            .map(|at| Duration::from_millis(at.as_millis().saturating_sub(now.as_millis())))
+            .unwrap_or(config.renew_every)
+            .min(config.renew_every);
+        drop(inner);
+        smol::Timer::after(wait.max(Duration::from_millis(20))).await;
+    }
+}
+
+/// What the other instances set through their API, as last seen in the
+/// store: maintenance flags, desired state, healing and the reconciler's
+/// settings (each instance applies what it is told; the others follow
+/// here, every other round).
+#[derive(Default)]
+struct Followed {
+    settings: Option<Vec<(String, String)>>,
+    maintenance: Option<BTreeSet<String>>,
+}
+
+impl Followed {
+    async fn follow(&mut self, inner: &Arc<Inner>) {
+        let store = &inner.config.store;
+        let cluster = &inner.cluster;
+        let mut changed = 0;
+        if let Ok(now) = store.settings().await {
+            let before = self.settings.take().unwrap_or_default();
+            if before != now {
+                changed += crate::reconcile::follow(cluster, &before, &now);
+            }
+            self.settings = Some(now);
+        }
+        if let Ok(now) = store.maintenance().await {
+            let now: BTreeSet<String> = now.into_iter().collect();
+            let before = self.maintenance.take().unwrap_or_default();
+            for id in now.symmetric_difference(&before) {
+                let on = now.contains(id);
+                let is = cluster.server(id).is_ok_and(|s| s.state.maintenance);
+                if is != on && cluster.set_maintenance(id, on).is_ok() {
+                    changed += 1;
+                }
+            }
+            self.maintenance = Some(now);
+        }
+        if changed > 0 {
+            crate::state::AppState { inner: inner.clone() }.invalidate();
+        }
+    }
+}
+
+/// The leader's chores for instances that died: the actions and batches
+/// they had under way are closed as interrupted (once: the leader alone
+/// does it, and a closed action leaves the ledger).
+async fn janitor(inner: &Arc<Inner>, live: &[InstanceRow]) {
+    let store = &inner.config.store;
+    let state = crate::state::AppState { inner: inner.clone() };
+    match store.open_actions().await {
+        Ok(open) => {
+            let dead: Vec<(String, String)> = open.into_iter().filter(|(_, e)| left_by(e, Some(live))).collect();
+            if !dead.is_empty() {
+                match state.close_interrupted(dead).await {
+                    Ok(closed) => {
+                        eprintln!("ipvtl-dashboard: {} actions of instances gone audited as interrupted", closed.len())
+                    }
+                    Err(e) => eprintln!("ipvtl-dashboard: cannot close the actions of instances gone: {e}"),
+                }
+            }
+        }
+        Err(e) => eprintln!("ipvtl-dashboard: {e}"),
+    }
+    let me = crate::instances::name().unwrap_or_default();
+    let live_ids: Vec<String> = live.iter().map(|i| i.id.clone()).collect();
+    match store.adopt_outbox(me, &live_ids).await {
+        Ok(0) => {}
+        Ok(n) => eprintln!("ipvtl-dashboard: {n} notifications of instances gone taken over for delivery"),
+        Err(e) => eprintln!("ipvtl-dashboard: {e}"),
+    }
+    if let Ok(batches) = store.batches(crate::batch::KEPT).await {
+        for entry in batches {
+            let Ok(mut v) = serde_json::from_str::<Value>(&entry) else { continue };
+            if v["state"] != "running" || !left_by(&entry, Some(live)) {
+                continue;
+            }
+            let (Some(id), created_at) = (v["batch_id"].as_u64(), v["created_at"].as_f64().unwrap_or_default()) else {
+                continue;
+            };
+            v["state"] = "interrupted".into();
+            if let Err(e) = store.put_batch(id, "interrupted", created_at, &v.to_string()).await {
+                eprintln!("ipvtl-dashboard: {e}");
+            }
+        }
+    }
+}
+
+/// After each sweep, what this instance observed of the servers it owns,
+/// in one write.
+async fn write_states(state: Weak<Inner>, instances: Arc<Instances>) {
+    let events = {
+        let Some(inner) = state.upgrade() else { return };
+        inner.cluster.subscribe_with_buffer(1024)
+    };
+    let mut said_failing = false;
+    while let Some(e) = events.recv().await {
+        if !matches!(e, Event::SweepFinished { .. }) {
+            continue;
+        }
+        while events.try_recv().is_some() {}
+        let Some(inner) = state.upgrade() else { return };
+        let rows = own_states(&inner.cluster, &instances);
+        if rows.is_empty() {
+            continue;
+        }
+        match inner.config.store.put_server_states(&instances.config.id, &rows).await {
+            Ok(r) => {
+                said_failing = false;
+                let mut v = instances.view();
+                v.written += r.written as u64;
+                v.refused += r.refused.len() as u64;
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut said_failing, true) {
+                    eprintln!("ipvtl-dashboard: cannot share the servers' state (kept polling): {e}");
+                }
+            }
+        }
+    }
+}
+
+/// The observations of the servers this instance owns now, with the
+/// epoch of their shard's lease.
+fn own_states(cluster: &Cluster, instances: &Instances) -> Vec<StateWrite> {
+    let owned = instances.view().owned.clone();
+    cluster
+        .observed()
+        .into_iter()
+        .filter_map(|(id, o)| {
+            let shard = instances.shard_of(&id);
+            let epoch = owned.get(&shard).map(|(epoch, _)| *epoch)?;
+            let entry = serde_json::to_string(&o).ok()?;
+            Some(StateWrite { server_id: id.to_string(), shard, epoch, entry })
+        })
+        .collect()
+}
+
+/// Follows the others' writes: on each notification, and every
+/// [`RESYNC`] in any case.
+async fn read_states(state: Weak<Inner>, instances: Arc<Instances>) {
+    let mut listener = None;
+    let mut version = 0u64;
+    let mut said_failing = false;
+    loop {
+        let Some(inner) = state.upgrade() else { return };
+        let store = inner.config.store.clone();
+        drop(inner);
+        if listener.is_none() {
+            match store.state_listener().await {
+                Ok(l) => listener = Some(l),
+                Err(e) => {
+                    if !std::mem::replace(&mut said_failing, true) {
+                        eprintln!("ipvtl-dashboard: cannot listen for the other instances' states (reading every {RESYNC:?}): {e}");
+                    }
+                }
+            }
+        }
+        match store.server_states_since(version).await {
+            Ok(rows) => {
+                said_failing = false;
+                let Some(inner) = state.upgrade() else { return };
+                version = rows.iter().map(|r| r.version).max().unwrap_or(version).max(version);
+                let me = instances.config.id.as_str();
+                let adopted = inner.cluster.adopt(rows.into_iter().filter(|r| r.owner != me).filter_map(|r| {
+                    let mut o: Observed = serde_json::from_str(&r.entry).ok()?;
+                    o.age = r.age;
+                    Some((ServerId::from(r.server_id.as_str()), o))
+                }));
+                let mut v = instances.view();
+                v.adopted += adopted as u64;
+                v.version = version;
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut said_failing, true) {
+                    eprintln!("ipvtl-dashboard: cannot read the other instances' states: {e}");
+                }
+            }
+        }
+        // Wait for a notification, or the resync period.
+        let notified = async {
+            match listener.as_mut() {
+                Some(l) => l.recv().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        let woke = smol::future::or(async { Some(notified.await) }, async {
+            smol::Timer::after(RESYNC).await;
+            None
+        })
+        .await;
+        if woke == Some(false) {
+            // The connection broke: listen again, read from where we were.
+            listener = None;
+        }
+    }
+}
+
+/// A channel held by another instance: who, for the 409.
+#[derive(Debug)]
+pub(crate) struct HeldElsewhere {
+    pub server_id: String,
+    pub channel: u32,
+    pub holder: String,
+}
+
+impl std::fmt::Display for HeldElsewhere {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "channel {} of {} is held by instance {} (an action under way there)",
+            self.channel, self.server_id, self.holder
+        )
+    }
+}
+
+/// Why a channel could not be locked across instances.
+#[derive(Debug)]
+pub(crate) enum LockError {
+    /// Another instance holds it.
+    Held(HeldElsewhere),
+    /// The store did not answer: nothing may be sent.
+    Store(String),
+}
+
+impl Instances {
+    /// How long a channel lock lasts unless released: the longest an
+    /// action may take, with room. A holder that dies leaves it until then
+    /// unless it is seen dead first (the store frees locks of instances
+    /// whose heartbeat stopped).
+    fn lock_ttl(action_bound: Duration) -> Duration {
+        action_bound + Duration::from_secs(60)
+    }
+
+    /// Takes the cross-instance lock of each channel, all or none: the
+    /// first one held elsewhere is the error (those taken are released).
+    pub async fn lock_channels(
+        &self,
+        store: &Store,
+        channels: &[(String, u32)],
+        action_bound: Duration,
+    ) -> Result<(), LockError> {
+        let ttl = Self::lock_ttl(action_bound);
+        let mut taken = Vec::new();
+        for (server, channel) in channels {
+            let token = format!("{}:{}", self.config.id, uuid_ish());
+            let refused = store.lock_channel(server, *channel, &self.config.id, &token, ttl, self.config.ttl).await;
+            let failure = match refused {
+                Ok(None) => {
+                    self.locks().insert((server.clone(), *channel), token.clone());
+                    taken.push((server.clone(), *channel));
+                    continue;
+                }
+                Ok(Some(held)) => {
+                    LockError::Held(HeldElsewhere { server_id: server.clone(), channel: *channel, holder: held.holder })
+                }
+                Err(e) => LockError::Store(e.to_string()),
+            };
+            for (server, channel) in taken {
+                self.unlock(store, &server, channel).await;
+            }
+            return Err(failure);
+        }
+        Ok(())
+    }
+
+    /// Releases this instance's lock of a channel, if it holds one.
+    pub async fn unlock(&self, store: &Store, server: &str, channel: u32) {
+        let Some(token) = self.locks().remove(&(server.to_string(), channel)) else { return };
+        if let Err(e) = store.unlock_channel(server, channel, &token).await {
+            eprintln!("ipvtl-dashboard: cannot release the lock of channel {channel} of {server} (it lapses): {e}");
+        }
+    }
+
+    fn locks(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, u32), String>> {
+        self.locks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A token no other lock has: the time and a process-wide counter.
+fn uuid_ish() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{}-{n}", std::process::id(), crate::timefmt::unix_ms(std::time::SystemTime::now()))
+}
