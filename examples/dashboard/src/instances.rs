@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use ipvtl_client::core::driver::Clock;
 use ipvtl_client::core::poller::{Observed, Sweeping};
-use ipvtl_client::core::shard::{self, InstanceId, LeaseRow, Leases, RoundResult, ShardConfig, ShardEvent};
-use ipvtl_client::core::{Event, Instant, ServerId};
+use ipvtl_client::core::shard::{self, InstanceId, Leases, RoundResult, ShardConfig, ShardEvent};
+use ipvtl_client::core::{Instant, ServerId};
 use ipvtl_client::{Cluster, SmolClock};
 use serde_json::{json, Value};
 
@@ -277,16 +277,7 @@ async fn leases(state: Weak<Inner>, instances: Arc<Instances>) {
                         eprintln!("ipvtl-dashboard: lease rounds answered again");
                     }
                     let result = RoundResult {
-                        view: r
-                            .view
-                            .iter()
-                            .map(|l| LeaseRow {
-                                shard: l.shard,
-                                owner: l.owner.as_deref().map(InstanceId::from),
-                                epoch: l.epoch,
-                                remaining: l.remaining,
-                            })
-                            .collect(),
+                        view: r.view.clone(),
                         live: r.live.iter().map(|i| InstanceId::from(i.id.as_str())).collect(),
                         renewed: r.renewed.clone(),
                         claimed: r.claimed.clone(),
@@ -296,8 +287,11 @@ async fn leases(state: Weak<Inner>, instances: Arc<Instances>) {
                         let mut v = instances.view();
                         v.rounds_ok += 1;
                         v.live = r.live.clone();
-                        v.owners =
-                            r.view.into_iter().map(|l| (l.shard, l.owner.filter(|_| l.remaining.is_some()))).collect();
+                        v.owners = r
+                            .view
+                            .into_iter()
+                            .map(|l| (l.shard, l.owner.filter(|_| l.remaining.is_some()).map(|o| o.to_string())))
+                            .collect();
                         v.rounds_ok
                     };
                     if rounds % 4 == 1 && machine.owns(0, now).is_some() {
@@ -436,19 +430,19 @@ async fn janitor(inner: &Arc<Inner>, live: &[InstanceRow]) {
 }
 
 /// After each sweep, what this instance observed of the servers it owns,
-/// in one write.
+/// in one write. Sweeps are counted by the event pump (which loses no
+/// event); this looks at its count often.
 async fn write_states(state: Weak<Inner>, instances: Arc<Instances>) {
-    let events = {
-        let Some(inner) = state.upgrade() else { return };
-        inner.cluster.subscribe_with_buffer(1024)
-    };
+    let mut written_after = 0;
     let mut said_failing = false;
-    while let Some(e) = events.recv().await {
-        if !matches!(e, Event::SweepFinished { .. }) {
+    loop {
+        smol::Timer::after(Duration::from_millis(50)).await;
+        let Some(inner) = state.upgrade() else { return };
+        let sweeps = inner.metrics.sweeps_finished();
+        if sweeps == written_after {
             continue;
         }
-        while events.try_recv().is_some() {}
-        let Some(inner) = state.upgrade() else { return };
+        written_after = sweeps;
         let rows = own_states(&inner.cluster, &instances);
         if rows.is_empty() {
             continue;

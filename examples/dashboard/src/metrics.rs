@@ -47,6 +47,11 @@ impl Metrics {
         c.sweep_sum_s += seconds;
     }
 
+    /// Sweeps finished so far.
+    pub fn sweeps_finished(&self) -> u64 {
+        self.lock().sweeps
+    }
+
     /// Sweeps finished, the last one's duration and the total time spent
     /// in them, for `/health`.
     pub fn sweeps(&self) -> serde_json::Value {

@@ -28,32 +28,14 @@ fn wait_long(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// The alerts file of these tests: servers down after 1 s, no CPU or
+/// stall alerts.
 fn alerts_file(dir: &Path, hook: SocketAddr) -> std::path::PathBuf {
-    let path = dir.join("alerts.toml");
-    let text = format!(
-        r#"
-[rules.server_down]
-for = "1s"
-[rules.cpu_high]
-enabled = false
-[rules.channel_stalled]
-enabled = false
-
-[[receivers]]
-name = "hook"
-type = "webhook"
-url = "http://{hook}/hook"
-format = "cloudevents"
-secret_env = "IPVTL_TEST_HOOK_SECRET"
-
-[delivery]
-backoff = "200ms"
-backoff_max = "1s"
-timeout = "3s"
-"#
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    common::receiver::alerts_file(
+        dir,
+        hook,
+        "[rules.server_down]\nfor = \"1s\"\n[rules.cpu_high]\nenabled = false\n[rules.channel_stalled]\nenabled = false\n",
+    )
 }
 
 fn start(servers: &Path, store: &str, audit: &Path, alerts: &Path) -> Dashboard {

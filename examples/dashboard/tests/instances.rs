@@ -168,6 +168,17 @@ impl Shared {
     }
 }
 
+/// The commands `server` received for `channel`, in order.
+fn commands(sim: &SimFleet, server: &str, channel: u32) -> Vec<&'static str> {
+    sim.record(server)
+        .expect("a record")
+        .commands
+        .iter()
+        .filter(|c| c.channel == channel)
+        .map(|c| c.action.as_str())
+        .collect()
+}
+
 fn signal(d: &Dashboard, sig: &str) {
     let status = Command::new("kill").args([sig, &d.child.id().to_string()]).status().expect("kill runs");
     assert!(status.success(), "kill {sig}");
@@ -357,16 +368,7 @@ fn a_channel_restarted_through_two_instances_at_once_runs_once() {
     assert_eq!(codes, [200, 409], "one runs, the other is refused: {one:?} {two:?}");
     let refused = if one.0 == 409 { &one.1 } else { &two.1 };
     assert!(refused.contains("held by instance"), "names the holder: {refused}");
-    let commands: Vec<&str> = shared
-        .sim
-        .record(&server)
-        .unwrap()
-        .commands
-        .iter()
-        .filter(|c| c.channel == 2)
-        .map(|c| c.action.as_str())
-        .collect();
-    assert_eq!(commands, ["stop", "start"], "one stop, one start");
+    assert_eq!(commands(&shared.sim, &server, 2), ["stop", "start"], "one stop, one start");
     // The lock is gone: either instance may restart it now.
     let (code, body) = shared.get("b").post(&path);
     assert_eq!(code, 200, "{body}");
@@ -397,34 +399,6 @@ fn manage(path: &Path, server: &str) {
     std::fs::write(path, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
 }
 
-fn alerts_file(dir: &Path, hook: std::net::SocketAddr) -> PathBuf {
-    let path = dir.join("alerts.toml");
-    let text = format!(
-        r#"
-[rules.channel_stalled]
-for = "0s"
-[rules.drift]
-enabled = false
-[rules.cpu_high]
-enabled = false
-
-[[receivers]]
-name = "hook"
-type = "webhook"
-url = "http://{hook}/hook"
-format = "cloudevents"
-secret_env = "IPVTL_TEST_HOOK_SECRET"
-
-[delivery]
-backoff = "200ms"
-backoff_max = "1s"
-timeout = "3s"
-"#
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[test]
 #[ignore = "needs IPVTL_TEST_PG_URL: run scripts/test.d/45-postgres.sh"]
 fn a_stalled_channel_is_healed_once_and_its_alert_delivered_once() {
@@ -434,7 +408,9 @@ fn a_stalled_channel_is_healed_once_and_its_alert_delivered_once() {
     let server = shared.sim.ids()[7].clone();
     manage(&shared.servers, &server);
     let hook = Receiver::start("127.0.0.1:0".parse().unwrap(), 0);
-    shared.alerts = Some(alerts_file(&shared.dir, hook.addr));
+    let rules =
+        "[rules.channel_stalled]\nfor = \"0s\"\n[rules.drift]\nenabled = false\n[rules.cpu_high]\nenabled = false\n";
+    shared.alerts = Some(common::receiver::alerts_file(&shared.dir, hook.addr, rules));
     for id in ["a", "b", "c"] {
         shared.start(id);
     }
@@ -448,16 +424,7 @@ fn a_stalled_channel_is_healed_once_and_its_alert_delivered_once() {
     shared.sim.set_fault(&server, None);
     // Time for a second heal or a second delivery, if there were to be one.
     std::thread::sleep(Duration::from_secs_f64(TTL + 2.0));
-    let commands: Vec<&str> = shared
-        .sim
-        .record(&server)
-        .unwrap()
-        .commands
-        .iter()
-        .filter(|c| c.channel == 1)
-        .map(|c| c.action.as_str())
-        .collect();
-    assert_eq!(commands, ["stop", "start"], "healed once, by one instance");
+    assert_eq!(commands(&shared.sim, &server, 1), ["stop", "start"], "healed once, by one instance");
     // The fault stalls every running channel of the server: one alert
     // each, every one delivered once (not once per instance).
     let mut firing: BTreeMap<String, usize> = BTreeMap::new();

@@ -33,6 +33,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use ipvtl_client::core::shard::{InstanceId, LeaseRow};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
 use sqlx::Row;
 
@@ -57,21 +58,6 @@ pub struct InstanceRow {
     pub age: Duration,
     /// When its row was made, Unix seconds (the database's clock).
     pub started_at_unix: f64,
-}
-
-/// One shard's lease, as read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LeaseRow {
-    /// The shard.
-    pub shard: u16,
-    /// The instance holding it or that held it last (`None`: released or
-    /// never claimed).
-    pub owner: Option<String>,
-    /// Bumped by every claim.
-    pub epoch: u64,
-    /// How long until it expires, while it has not (by the database's
-    /// clock); `None`: expired or released, free to claim at this epoch.
-    pub remaining: Option<Duration>,
 }
 
 /// What a [`Store::lease_round`] did and saw, in its one transaction.
@@ -432,7 +418,7 @@ impl Store {
                 .map(|r| {
                     Ok(LeaseRow {
                         shard: decode(r.try_get::<i32, _>("shard")?)?,
-                        owner: r.try_get("owner")?,
+                        owner: r.try_get::<Option<String>, _>("owner")?.map(InstanceId::from),
                         epoch: decode(r.try_get::<i64, _>("epoch")?)?,
                         remaining: r.try_get::<Option<f64>, _>("remaining")?.map(duration),
                     })

@@ -94,9 +94,7 @@ mod instances;
 pub use alerts::{NewOutboxRow, OutboxRow, StoredSilence};
 pub use buckets::HistoryBuckets;
 pub use history::{HistoryPoint, HistoryRetention, HistorySample, HistoryStep};
-pub use instances::{
-    InstanceRow, LeaseRoundResult, LeaseRow, LockHolder, StateListener, StateRow, StateWrite, StateWriteResult,
-};
+pub use instances::{InstanceRow, LeaseRoundResult, LockHolder, StateListener, StateRow, StateWrite, StateWriteResult};
 
 /// The dashboard's store. Cheap to clone (the pools and the write health
 /// are shared).

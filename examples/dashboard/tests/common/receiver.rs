@@ -135,3 +135,27 @@ fn serve(s: TcpStream, deliveries: &Mutex<Vec<Delivery>>, bad: &AtomicUsize, see
     let mut s = s;
     let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
 }
+
+/// Writes `dir/alerts.toml`: `rules` (TOML), then one CloudEvents webhook
+/// receiver `hook` at `http://HOOK/hook` signed with [`SECRET`] (read from
+/// `IPVTL_TEST_HOOK_SECRET`), retried quickly. Returns its path.
+pub fn alerts_file(dir: &std::path::Path, hook: SocketAddr, rules: &str) -> std::path::PathBuf {
+    let path = dir.join("alerts.toml");
+    let text = format!(
+        r#"{rules}
+[[receivers]]
+name = "hook"
+type = "webhook"
+url = "http://{hook}/hook"
+format = "cloudevents"
+secret_env = "IPVTL_TEST_HOOK_SECRET"
+
+[delivery]
+backoff = "200ms"
+backoff_max = "1s"
+timeout = "3s"
+"#
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
