@@ -124,6 +124,18 @@ impl Instances {
         self.view.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Tells the cluster until when it sweeps each server: the lease of
+    /// its shard, or never. Run after every round and after a reload (new
+    /// servers start swept, as alone).
+    pub fn apply_sweeping(&self, cluster: &Cluster) {
+        let owned = self.view().owned.clone();
+        let n = self.config.shards;
+        cluster.set_sweeping(|id| match owned.get(&shard::shard_of(id, n)) {
+            Some((_, until)) => Sweeping::Until(*until),
+            None => Sweeping::Never,
+        });
+    }
+
     /// The shard of `server`.
     pub fn shard_of(&self, server: &ServerId) -> u16 {
         shard::shard_of(server, self.config.shards)
@@ -329,12 +341,8 @@ async fn leases(state: Weak<Inner>, instances: Arc<Instances>) {
         machine.handle_timeout(now);
         let owned: BTreeMap<u16, (u64, Instant)> =
             machine.owned(now).filter_map(|(shard, epoch)| Some((shard, (epoch, machine.act_until(shard)?)))).collect();
-        let n = instances.config.shards;
-        cluster.set_sweeping(|id| match owned.get(&shard::shard_of(id, n)) {
-            Some((_, until)) => Sweeping::Until(*until),
-            None => Sweeping::Never,
-        });
         instances.view().owned = owned;
+        instances.apply_sweeping(cluster);
         let wait = machine
             .poll_timeout()
             .map(|at| Duration::from_millis(at.as_millis().saturating_sub(now.as_millis())))
@@ -353,6 +361,8 @@ async fn leases(state: Weak<Inner>, instances: Arc<Instances>) {
 struct Followed {
     settings: Option<Vec<(String, String)>>,
     maintenance: Option<BTreeSet<String>>,
+    /// The servers file's reload generation last seen.
+    reload: Option<u64>,
 }
 
 impl Followed {
@@ -379,10 +389,48 @@ impl Followed {
             }
             self.maintenance = Some(now);
         }
+        if let Ok(last) = store.last_reload().await {
+            let generation = last.as_ref().map_or(0, |(n, _)| *n);
+            let seen = self.reload.replace(generation);
+            if let (Some(seen), Some((_, by))) = (seen, last) {
+                if seen != generation && by != crate::instances::name().unwrap_or_default() {
+                    follow_reload(inner, &by).await;
+                }
+            }
+        }
         if changed > 0 {
             crate::state::AppState { inner: inner.clone() }.invalidate();
         }
     }
+}
+
+/// Reloads this instance's servers file because instance `by` reloaded
+/// its own (the list is the same everywhere in a shared fleet), audited
+/// as a reload following it.
+async fn follow_reload(inner: &Arc<Inner>, by: &str) {
+    let Some(path) = inner.config.servers_path.clone() else { return };
+    let state = crate::state::AppState { inner: inner.clone() };
+    let detail = Some(format!("following instance {by}"));
+    let event = match inner.cluster.reload_file(&path) {
+        Ok(_) => {
+            if let Some(instances) = &inner.instances {
+                instances.apply_sweeping(&inner.cluster);
+            }
+            state.invalidate();
+            let count = inner.cluster.len();
+            eprintln!("ipvtl-dashboard: {} reloaded ({count} servers), following instance {by}", path.display());
+            crate::audit::AuditEvent::Reload { outcome: "ok", count: Some(count), detail }
+        }
+        Err(e) => {
+            eprintln!("ipvtl-dashboard: {} not reloaded after instance {by} did: {e}", path.display());
+            crate::audit::AuditEvent::Reload {
+                outcome: "refused",
+                count: None,
+                detail: Some(format!("{e} (following instance {by})")),
+            }
+        }
+    };
+    inner.audit_record(&[event.by(None)]).await;
 }
 
 /// The leader's chores for instances that died: the actions and batches

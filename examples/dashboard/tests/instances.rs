@@ -13,7 +13,8 @@
 //! - Split brain: one paused past its lease (SIGSTOP) stops acting before
 //!   its lease ends: no server is polled by two owners at once.
 //! - A channel restarted through two instances at once: one runs, the
-//!   other gets 409, the server sees one stop and one start.
+//!   other gets 409, the server sees one stop and one start. The servers
+//!   file reloaded through one instance is reloaded by the other.
 //! - A stalled channel is healed once and its alert delivered once.
 //!
 //! `#[ignore]`d: they need `IPVTL_TEST_PG_URL` (a PostgreSQL whose user may
@@ -348,7 +349,7 @@ fn three_instances_share_a_thousand_servers_fail_over_and_fence_themselves() {
 
 #[test]
 #[ignore = "needs IPVTL_TEST_PG_URL: run scripts/test.d/45-postgres.sh"]
-fn a_channel_restarted_through_two_instances_at_once_runs_once() {
+fn a_channel_restarted_through_two_instances_at_once_runs_once_and_a_reload_is_followed() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let sim = common::running_sim(20, Duration::from_millis(1500), Duration::from_millis(100));
     let mut shared = Shared::new("lock", sim);
@@ -382,6 +383,23 @@ fn a_channel_restarted_through_two_instances_at_once_runs_once() {
         .filter_map(|e| e["instance"].as_str())
         .collect();
     assert_eq!(instances, BTreeSet::from(["a", "b"]), "{audit}");
+
+    // The servers file reloaded through one instance: the other follows.
+    let mut file: Value = serde_json::from_slice(&std::fs::read(&shared.servers).unwrap()).unwrap();
+    let gone = file["servers"].as_array_mut().unwrap().pop().unwrap()["id"].as_str().unwrap().to_string();
+    std::fs::write(&shared.servers, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
+    let (code, body) = shared.get("a").post("/api/servers/reload");
+    assert_eq!(code, 200, "{body}");
+    wait_for("b reloads too", 10.0, || {
+        let (_, list) = shared.get("b").get("/api/servers");
+        list.as_array().is_some_and(|l| l.len() == 19 && l.iter().all(|s| s["id"] != gone.as_str()))
+    });
+    wait_for("b's reload is audited as following a", 10.0, || {
+        let (_, audit) = shared.get("a").get("/api/audit?limit=100");
+        audit["entries"].as_array().into_iter().flatten().any(|e| {
+            e["event"] == "reload" && e["instance"] == "b" && e["detail"] == "following instance a" && e["count"] == 19
+        })
+    });
     let _ = std::fs::remove_dir_all(&shared.dir);
 }
 

@@ -58,6 +58,14 @@ CREATE TABLE batch_numbers (
     last BIGINT NOT NULL
 );
 
+-- The servers file reloaded through one instance: the others reload
+-- theirs when the generation moves.
+CREATE TABLE fleet_reloads (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    generation BIGINT NOT NULL,
+    instance TEXT NOT NULL
+);
+
 -- The instance whose sender delivers an outbox row (the one that wrote
 -- it; the leader takes over the rows of an instance gone). NULL: written
 -- by a dashboard running alone.

@@ -319,6 +319,14 @@ pub(super) async fn reload(State(st): State<AppState>, who: Option<Extension<Who
     let who = who.map(|Extension(w)| w);
     match st.cluster().reload_file(&path) {
         Ok(summary) => {
+            // Sharing the fleet: new servers wait for their shard's owner,
+            // and the other instances reload their files too.
+            if let Some(instances) = &st.inner.instances {
+                instances.apply_sweeping(st.cluster());
+                if let Err(e) = st.store().note_reload(&instances.config.id).await {
+                    eprintln!("ipvtl-dashboard: the other instances will not reload: {e}");
+                }
+            }
             st.invalidate();
             let count = st.cluster().len();
             st.inner

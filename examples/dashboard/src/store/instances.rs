@@ -576,6 +576,30 @@ impl Store {
         sqlx::query(sql).bind(me).bind(live).execute(p).await.map(|r| r.rows_affected()).map_err(|e| self.err(WHAT, e))
     }
 
+    /// Says that `me` reloaded its servers file: the generation the
+    /// others follow moves on. Returns it.
+    pub async fn note_reload(&self, me: &str) -> Result<u64, StoreError> {
+        const WHAT: &str = "cannot tell the others of the reload";
+        let p = self.postgres(WHAT)?;
+        let sql = "INSERT INTO fleet_reloads (id, generation, instance) VALUES (1, 1, $1) \
+                   ON CONFLICT (id) DO UPDATE SET generation = fleet_reloads.generation + 1, \
+                   instance = excluded.instance RETURNING generation";
+        let n: i64 = sqlx::query_scalar(sql).bind(me).fetch_one(p).await.map_err(|e| self.err(WHAT, e))?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    /// The last reload's generation and the instance that made it (`None`:
+    /// none yet).
+    pub async fn last_reload(&self) -> Result<Option<(u64, String)>, StoreError> {
+        const WHAT: &str = "cannot read the last reload";
+        let p = self.postgres(WHAT)?;
+        let row: Option<(i64, String)> = sqlx::query_as("SELECT generation, instance FROM fleet_reloads WHERE id = 1")
+            .fetch_optional(p)
+            .await
+            .map_err(|e| self.err(WHAT, e))?;
+        Ok(row.map(|(n, who)| (u64::try_from(n).unwrap_or_default(), who)))
+    }
+
     // Channel locks across instances.
 
     /// Takes the lock of `server_id`'s `channel` for `holder` (an
