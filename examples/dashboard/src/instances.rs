@@ -95,13 +95,23 @@ pub(crate) fn name() -> Option<&'static str> {
     NAME.get().copied()
 }
 
+/// Names this process's instance (once: a process is one instance).
+pub(crate) fn set_name(id: &str) {
+    let _ = NAME.set(Box::leak(id.to_string().into_boxed_str()));
+}
+
 /// Whether a stored entry (an action's opening audit entry, a batch's
 /// view; JSON) was left by this instance, or written by a dashboard
 /// running alone, or (`live` given) by an instance no longer alive: the
 /// ones this instance may close as interrupted.
 pub(crate) fn left_by(entry: &str, live: Option<&[InstanceRow]>) -> bool {
+    left_by_as(entry, name(), live)
+}
+
+/// [`left_by`] as instance `me` (`None`: a dashboard alone).
+fn left_by_as(entry: &str, me: Option<&str>, live: Option<&[InstanceRow]>) -> bool {
     let instance = serde_json::from_str::<Value>(entry).ok().and_then(|v| v["instance"].as_str().map(String::from));
-    match (instance, name(), live) {
+    match (instance, me, live) {
         (None, _, _) | (_, None, _) => live.is_none(),
         (Some(i), Some(me), None) => i == me,
         (Some(i), Some(me), Some(live)) => i != me && !live.iter().any(|l| l.id == i),
@@ -110,7 +120,6 @@ pub(crate) fn left_by(entry: &str, live: Option<&[InstanceRow]>) -> bool {
 
 impl Instances {
     pub fn new(config: InstanceConfig, clock: SmolClock) -> Self {
-        let _ = NAME.set(Box::leak(config.id.clone().into_boxed_str()));
         Instances { config, clock, view: Mutex::default(), locks: Mutex::default() }
     }
 
@@ -673,4 +682,69 @@ fn uuid_ish() -> String {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{}-{}-{n}", std::process::id(), crate::timefmt::unix_ms(std::time::SystemTime::now()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str) -> InstanceRow {
+        InstanceRow { id: id.into(), advertise: String::new(), age: Duration::ZERO, started_at_unix: 0.0 }
+    }
+
+    #[test]
+    fn who_closes_what_an_instance_left() {
+        let of = |who: Option<&str>| match who {
+            Some(w) => json!({"event": "action_requested", "instance": w}).to_string(),
+            None => json!({"event": "action_requested"}).to_string(),
+        };
+        // At start: one's own, and what a dashboard alone left.
+        assert!(left_by_as(&of(Some("a")), Some("a"), None));
+        assert!(left_by_as(&of(None), Some("a"), None));
+        assert!(!left_by_as(&of(Some("b")), Some("a"), None), "another instance's, dead or alive");
+        assert!(left_by_as(&of(Some("b")), None, None), "alone again: everything is one's own");
+        // The leader's chores: only instances gone.
+        let live = [row("a"), row("c")];
+        assert!(left_by_as(&of(Some("b")), Some("a"), Some(&live)), "b is gone");
+        assert!(!left_by_as(&of(Some("c")), Some("a"), Some(&live)), "c is alive");
+        assert!(!left_by_as(&of(Some("a")), Some("a"), Some(&live)), "never one's own");
+        assert!(!left_by_as(&of(None), Some("a"), Some(&live)));
+        assert!(!left_by_as("not json", Some("a"), Some(&live)));
+    }
+
+    #[test]
+    fn alerts_are_delivered_by_the_owner_the_leader_or_where_they_happen() {
+        let cluster = ipvtl_client::Cluster::new(Vec::new(), ipvtl_client::Settings::default()).unwrap();
+        let config =
+            InstanceConfig { id: "a".into(), advertise: String::new(), shards: 16, ttl: Duration::from_secs(10) };
+        let instances = Instances::new(config, *cluster.clock());
+        let mine =
+            (0..100).map(|i| format!("s{i}")).find(|s| instances.shard_of(&ServerId::from(s.as_str())) != 0).unwrap();
+        let theirs = (0..100)
+            .map(|i| format!("s{i}"))
+            .find(|s| {
+                let shard = instances.shard_of(&ServerId::from(s.as_str()));
+                shard != 0 && shard != instances.shard_of(&ServerId::from(mine.as_str()))
+            })
+            .unwrap();
+        let until = cluster.now() + Duration::from_secs(60);
+        instances.view().owned.insert(instances.shard_of(&ServerId::from(mine.as_str())), (1, until));
+        let labels = |name: &str, server: Option<&str>| {
+            let mut l = BTreeMap::from([("alertname".to_string(), name.to_string())]);
+            if let Some(s) = server {
+                l.insert("server".into(), s.into());
+            }
+            l
+        };
+        assert!(instances.delivers(&labels("IpvtlServerDown", Some(&mine))));
+        assert!(!instances.delivers(&labels("IpvtlChannelStalled", Some(&theirs))), "its owner's");
+        assert!(instances.delivers(&labels("IpvtlActionFailed", Some(&theirs))), "happened here");
+        assert!(instances.delivers(&labels("IpvtlStoreFailing", None)), "this instance's store");
+        assert!(!instances.delivers(&labels("IpvtlHealingPaused", None)), "the leader's: shard 0");
+        instances.view().owned.insert(0, (1, until));
+        assert!(instances.delivers(&labels("IpvtlHealingPaused", None)));
+        // A lease past its instant is not owned (fenced).
+        instances.view().owned.insert(0, (1, cluster.now()));
+        assert!(!instances.leads());
+    }
 }

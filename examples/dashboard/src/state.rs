@@ -140,7 +140,8 @@ impl AppState {
         let alerts = crate::alerts::AlertHub::new(config.alerts.clone(), *cluster.clock(), cluster.now());
         // Sharing: nothing is swept here until a lease says so.
         let instances = config.sharing.clone().map(|c| Arc::new(crate::instances::Instances::new(c, *cluster.clock())));
-        if instances.is_some() {
+        if let Some(instances) = &instances {
+            crate::instances::set_name(&instances.config.id);
             cluster.set_sweeping(|_| ipvtl_client::core::poller::Sweeping::Never);
         }
         let inner = Arc::new(Inner {
