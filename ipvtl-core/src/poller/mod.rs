@@ -434,20 +434,22 @@ impl Poller {
 
     /// Sweeps `server` always (the default), until an instant (a lease
     /// this instance holds on it, renewed by moving the instant), or never
-    /// (another instance owns it). A server this poller starts sweeping is
-    /// polled at once; one it stops sweeping (also by the instant passing,
-    /// with nobody calling: self-fencing) is left out of the next sweeps
-    /// and the queue, its poll under way ending as usual. False for an
-    /// unknown server.
+    /// (another instance owns it). A server this poller starts sweeping
+    /// joins the sweep under way, in the sweep lane (a takeover of
+    /// thousands must not crowd the refreshes' lane), or else the next one:
+    /// it is polled within one interval. One it stops sweeping (also by
+    /// the instant passing, with nobody calling: self-fencing) is left out
+    /// of the next sweeps and the queue, its poll under way ending as
+    /// usual. False for an unknown server.
     pub fn set_sweeping(&mut self, server: &ServerId, sweeping: Sweeping, now: Instant) -> bool {
         let Some(entry) = self.servers.get_mut(server) else { return false };
         let was = entry.sweeping.at(now);
         entry.sweeping = sweeping;
         if !was && sweeping.at(now) {
             entry.skip_until_sweep = 0;
-            if entry.refresh == Refresh::None {
-                entry.refresh = Refresh::Soon;
-                self.priority.push_back(server.clone());
+            if entry.in_flight.is_none() && !entry.queued && self.schedule.join_current() {
+                entry.queued = true;
+                self.queue.push_back(server.clone());
             }
         }
         true

@@ -70,6 +70,18 @@ impl Schedule {
         Some(finished(sweep, &stats, now))
     }
 
+    /// One more server joins the current sweep, if it is still open
+    /// (some of its polls not answered yet). Returns whether it joined.
+    pub(super) fn join_current(&mut self) -> bool {
+        match self.open.get_mut(&self.current) {
+            Some(stats) => {
+                stats.outstanding += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// A queued server of the current sweep went away before it was sent.
     pub(super) fn skip_queued(&mut self, now: Instant) -> Option<Event> {
         self.poll_ended(self.current, None, now)

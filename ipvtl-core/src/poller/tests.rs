@@ -963,8 +963,8 @@ fn a_refresh_asked_before_an_address_change_is_still_answered() {
 // ------------------------------------------------- several instances
 
 #[test]
-fn a_server_owned_elsewhere_is_left_out_of_sweeps_and_polled_at_once_when_taken_over() {
-    let mut p = poller(3);
+fn a_server_owned_elsewhere_is_left_out_of_sweeps_and_joins_one_when_taken_over() {
+    let mut p = Poller::new(PollerConfig { max_concurrent: 8, ..cfg() }, fleet(3), Instant::ZERO);
     assert!(p.set_sweeping(&sid("s2"), Sweeping::Never, t(0)));
     assert!(!p.sweeps(&sid("s2"), t(0)) && p.sweeps(&sid("s1"), t(0)));
     let r = drain(&mut p, t(0));
@@ -973,11 +973,28 @@ fn a_server_owned_elsewhere_is_left_out_of_sweeps_and_polled_at_once_when_taken_
     let evs = events(&mut p);
     assert_eq!(sweeps_finished(&evs), [(1, 10, 2, 0, 0)], "the sweep counts only its own servers");
     assert!(!p.set_sweeping(&sid("nope"), Sweeping::Always, t(20)));
+    // Taken over between sweeps: polled by the next one, within an interval.
     assert!(p.set_sweeping(&sid("s2"), Sweeping::Always, t(20)));
-    let r = drain(&mut p, t(20));
-    assert_eq!(names(&r), ["s2"], "taken over: polled before the next sweep");
-    p.handle_response(r[0].id, ok(), t(30));
+    assert!(drain(&mut p, t(20)).is_empty(), "the refreshes' lane is left alone");
+    p.handle_timeout(t(1_000));
+    let r = drain(&mut p, t(1_000));
+    assert_eq!(names(&r), ["s1", "s2", "s3"]);
+    answer_all(&mut p, &r, t(1_010), ok);
     assert!(p.state(&sid("s2")).unwrap().status.is_some());
+    // Given up and taken again while a sweep is under way: it joins it and
+    // counts for it.
+    p.set_sweeping(&sid("s2"), Sweeping::Never, t(1_500));
+    events(&mut p);
+    p.handle_timeout(t(2_000));
+    let r = drain(&mut p, t(2_000));
+    assert_eq!(names(&r), ["s1", "s3"]);
+    p.set_sweeping(&sid("s2"), Sweeping::Always, t(2_005));
+    let joined = drain(&mut p, t(2_005));
+    assert_eq!(names(&joined), ["s2"], "joins the sweep under way");
+    answer_all(&mut p, &r, t(2_010), ok);
+    assert!(sweeps_finished(&events(&mut p)).is_empty(), "the sweep waits for the joined poll");
+    answer_all(&mut p, &joined, t(2_020), ok);
+    assert_eq!(sweeps_finished(&events(&mut p)), [(3, 20, 3, 0, 0)]);
 }
 
 #[test]
@@ -1104,11 +1121,12 @@ fn a_lease_that_lapses_stops_the_sweeps_with_nobody_calling() {
     answer_all(&mut p, &r, t(3_010), ok);
     assert!(!p.sweeps(&sid("s2"), t(3_000)));
     p.set_sweeping(&sid("s2"), Sweeping::Until(t(4_005)), t(3_900));
-    let r = drain(&mut p, t(3_900));
-    assert_eq!(names(&r), ["s2"], "taken again: polled at once");
-    answer_all(&mut p, &r, t(3_910), ok);
-    p.handle_timeout(t(4_010));
-    assert_eq!(names(&drain(&mut p, t(4_010))), ["s1"], "lapsed again at 4 005 ms");
+    p.handle_timeout(t(4_000));
+    let r = drain(&mut p, t(4_000));
+    assert_eq!(names(&r), ["s1", "s2"], "taken again: in the next sweep");
+    answer_all(&mut p, &r, t(4_010), ok);
+    p.handle_timeout(t(5_000));
+    assert_eq!(names(&drain(&mut p, t(5_000))), ["s1"], "lapsed again at 4 005 ms");
     let mut cfg1 = cfg();
     cfg1.max_concurrent = 1;
     let mut q = Poller::new(cfg1, fleet(2), Instant::ZERO);
