@@ -281,6 +281,10 @@ fn handle(inner: &Inner, e: &Event, kept: &mut Kept, following: &mut Following) 
             };
             kept.audit.push(degraded.by_actor(Some(RECONCILER)));
         }
+        // Every instance sharing the fleet sees the storm; the leader
+        // audits it.
+        Event::HealingPaused { .. } | Event::HealingResumed { .. }
+            if inner.instances.as_ref().is_some_and(|i| !i.leads()) => {}
         Event::HealingPaused { troubled, managed } | Event::HealingResumed { troubled, managed } => {
             let paused = matches!(e, Event::HealingPaused { .. });
             let storm = AuditEvent::HealingStorm { paused, troubled: *troubled, managed: *managed };

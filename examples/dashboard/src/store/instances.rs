@@ -331,6 +331,15 @@ impl Store {
         let lock = "LOCK TABLE shard_leases IN SHARE ROW EXCLUSIVE MODE";
         let count = "SELECT COUNT(*) AS n, COALESCE(MAX(shard) + 1, 0)::bigint AS top FROM shard_leases";
         let insert = "INSERT INTO shard_leases (shard) SELECT generate_series(0, $1::int - 1) ON CONFLICT DO NOTHING";
+        // Made already, as they should be (an instance joining or coming
+        // back): no table lock, which would queue behind the others' lease
+        // rounds and state writes, and them behind it.
+        let row = sqlx::query(count).fetch_one(p).await.map_err(|e| self.err(WHAT, e))?;
+        let made = (|| Ok::<_, sqlx::Error>((row.try_get::<i64, _>("n")?, row.try_get::<i64, _>("top")?)))()
+            .map_err(|e| self.err(WHAT, e))?;
+        if made == (i64::from(n), i64::from(n)) {
+            return Ok(());
+        }
         let mut tx = p.begin().await.map_err(|e| self.err(WHAT, e))?;
         sqlx::query(lock).execute(&mut *tx).await.map_err(|e| self.err(WHAT, e))?;
         let row = sqlx::query(count).fetch_one(&mut *tx).await.map_err(|e| self.err(WHAT, e))?;
