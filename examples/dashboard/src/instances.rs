@@ -8,7 +8,7 @@
 //!   one transaction judged by the database's clock. The machine fences a
 //!   shard it could not renew before its lease ends; the servers of the
 //!   shards it owns are swept here, the others are left to their owners
-//!   ([`Cluster::set_swept`]).
+//!   ([`Cluster::set_sweeping`]).
 //! - **State out.** After each sweep, the owner writes what it observed of
 //!   its servers (one batched upsert, refused by the database for a shard
 //!   whose lease this instance no longer holds at that epoch) and the

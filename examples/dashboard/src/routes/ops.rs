@@ -72,6 +72,7 @@ pub(super) async fn metrics(State(st): State<AppState>) -> Response {
     // Prometheus scraping them all sees each server once.
     if let Some(instances) = &st.inner.instances {
         fleet.servers.retain(|s| instances.owns(&s.config.id));
+        fleet.drifts.retain(|d| instances.owns(&d.server));
     }
     let mut text =
         st.inner.metrics.render(&fleet, &c.reconciler_status(), st.inner.hub.clients(), &st.store().write_health());
