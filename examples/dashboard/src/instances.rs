@@ -65,6 +65,9 @@ pub(crate) struct Instances {
     view: Mutex<View>,
     /// Channel locks this instance holds in the store, with their tokens.
     locks: Mutex<BTreeMap<(String, u32), String>>,
+    /// Held for each lease round; true once this instance has left (no
+    /// round after that).
+    rounds: smol::lock::Mutex<bool>,
 }
 
 #[derive(Default)]
@@ -120,7 +123,26 @@ fn left_by_as(entry: &str, me: Option<&str>, live: Option<&[InstanceRow]>) -> bo
 
 impl Instances {
     pub fn new(config: InstanceConfig, clock: SmolClock) -> Self {
-        Instances { config, clock, view: Mutex::default(), locks: Mutex::default() }
+        Instances {
+            config,
+            clock,
+            view: Mutex::default(),
+            locks: Mutex::default(),
+            rounds: smol::lock::Mutex::new(false),
+        }
+    }
+
+    /// Leaves the shared fleet on a clean stop: no lease round after this
+    /// one, nothing swept here any more, then its leases released, its row
+    /// and its channel locks removed in one transaction, so the others
+    /// claim its shards at their next round instead of at the leases'
+    /// expiry.
+    pub async fn leave(&self, store: &Store, cluster: &Cluster) -> Result<(), String> {
+        let mut left = self.rounds.lock().await;
+        *left = true;
+        cluster.set_sweeping(|_| Sweeping::Never);
+        self.view().owned.clear();
+        store.leave(&self.config.id).await.map_err(|e| e.to_string())
     }
 
     /// The epoch of a shard this instance may act on now.
@@ -260,6 +282,37 @@ pub(crate) fn spawn(state: Weak<Inner>, instances: Arc<Instances>) {
     }
 }
 
+/// Sharing the fleet: on SIGTERM or SIGINT this instance leaves it cleanly
+/// ([`Instances::leave`]: the others take its shards over at their next
+/// round, not at the leases' expiry), then the process exits. Running
+/// alone, the signals keep their default (the process ends).
+pub fn leave_on_signal(state: &crate::state::AppState) {
+    let Some(instances) = state.inner.instances.clone() else { return };
+    let signals = match async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ipvtl-dashboard: no clean leave on SIGTERM (the leases will lapse instead): {e}");
+            return;
+        }
+    };
+    let (store, cluster) = (state.store().clone(), state.cluster().clone());
+    let spawned = std::thread::Builder::new().name("ipvtl-dashboard-signals".into()).spawn(move || {
+        smol::block_on(async move {
+            use smol::stream::StreamExt;
+            let mut signals = signals;
+            let signal = signals.next().await;
+            eprintln!("ipvtl-dashboard: {signal:?}: leaving the shared fleet as {}", instances.config.id);
+            if let Err(e) = instances.leave(&store, &cluster).await {
+                eprintln!("ipvtl-dashboard: could not leave cleanly (the leases will lapse instead): {e}");
+            }
+            std::process::exit(0);
+        })
+    });
+    if let Err(e) = spawned {
+        eprintln!("ipvtl-dashboard: no clean leave on SIGTERM (the leases will lapse instead): {e}");
+    }
+}
+
 /// Before serving: the shard rows exist and this instance is known alive.
 pub async fn join(store: &Store, config: &InstanceConfig) -> Result<Vec<InstanceRow>, String> {
     store.ensure_shards(config.shards).await.map_err(|e| e.to_string())?;
@@ -279,6 +332,10 @@ async fn leases(state: Weak<Inner>, instances: Arc<Instances>) {
         let store = &inner.config.store;
         let now = cluster.now();
         machine.handle_timeout(now);
+        let rounds = instances.rounds.lock().await;
+        if *rounds {
+            return; // left the fleet
+        }
         if let Some(round) = machine.poll_round(now) {
             let cfg = &instances.config;
             let answer = async {
@@ -335,6 +392,7 @@ async fn leases(state: Weak<Inner>, instances: Arc<Instances>) {
                 }
             }
         }
+        drop(rounds);
         while let Some(e) = machine.poll_event() {
             let mut v = instances.view();
             match e {

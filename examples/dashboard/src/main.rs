@@ -217,6 +217,8 @@ fn run(o: &Options) -> Result<(), Fatal> {
             .name("ipvtl-dashboard-http".into())
             .spawn(move || smol::block_on(ex.run(smol::future::pending::<()>())));
     }
+    // Sharing the fleet: SIGTERM or SIGINT leaves it cleanly.
+    ipvtl_dashboard::instances::leave_on_signal(&state);
     let served = smol::block_on(executor.run(serve(executor.clone(), listener, app(state))));
     drop(sim);
     served.map_err(|e| Fatal(1, format!("serving stopped: {e}")))

@@ -12,6 +12,8 @@
 //!   with no gap longer than a lease TTL in any server's polling.
 //! - Split brain: one paused past its lease (SIGSTOP) stops acting before
 //!   its lease ends: no server is polled by two owners at once.
+//! - A clean stop (SIGTERM) leaves at once: its leases released, its
+//!   servers polled by the others at their next round.
 //! - A channel restarted through two instances at once: one runs, the
 //!   other gets 409, the server sees one stop and one start. The servers
 //!   file reloaded through one instance is reloaded by the other.
@@ -344,6 +346,27 @@ fn three_instances_share_a_thousand_servers_fail_over_and_fence_themselves() {
     println!("split brain: b after its return: {}", cluster["leases"]);
     assert!(cluster["leases"]["lost"].as_u64().unwrap_or(0) > 0, "b knows it lost shards: {cluster}");
     shared.wait_balanced(&["a", "b", "c"], 90.0);
+
+    // --- A clean stop (SIGTERM): a leaves at once, its leases released.
+    let a_servers: BTreeSet<String> =
+        shared.owners(&["a", "b", "c"]).into_iter().filter(|(_, o)| o == "a").map(|(s, _)| s).collect();
+    let mut a = shared.instances.remove("a").unwrap();
+    shared.sim.reset_records();
+    signal(&a, "-TERM");
+    let status = a.child.wait().expect("a exits");
+    assert!(status.success(), "a clean exit: {status}");
+    let gone = wait_for("a is no longer live", TTL / 2.0, || {
+        let (_, c) = shared.get("b").get("/api/cluster");
+        c["instances"].as_array().is_some_and(|l| !l.is_empty() && l.iter().all(|i| i["instance_id"] != "a"))
+    });
+    let taken = wait_for("a's servers are polled by the others", 30.0, || {
+        a_servers.iter().all(|s| shared.sim.record(s).is_some_and(|r| !r.status_by_client.is_empty()))
+    });
+    println!("clean stop: a gone from the live list after {gone:?}, its servers polled again after {taken:?}");
+    assert!(
+        taken.as_secs_f64() <= TTL / 4.0 + INTERVAL + 1.5,
+        "at the others' next round, not the leases' expiry: {taken:?}"
+    );
     let _ = std::fs::remove_dir_all(&shared.dir);
 }
 

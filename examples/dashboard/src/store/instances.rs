@@ -302,11 +302,13 @@ impl Store {
         let lock = "SELECT shard FROM shard_leases WHERE owner = $1 ORDER BY shard FOR UPDATE";
         let release = "UPDATE shard_leases SET owner = NULL, expires_at = now() WHERE owner = $1";
         let remove = "DELETE FROM instances WHERE id = $1";
+        let unlock = "DELETE FROM channel_locks WHERE holder = $1";
         async {
             let mut tx = p.begin().await?;
             sqlx::query(lock).bind(id).execute(&mut *tx).await?;
             sqlx::query(release).bind(id).execute(&mut *tx).await?;
             sqlx::query(remove).bind(id).execute(&mut *tx).await?;
+            sqlx::query(unlock).bind(id).execute(&mut *tx).await?;
             tx.commit().await
         }
         .await
