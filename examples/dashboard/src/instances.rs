@@ -283,8 +283,9 @@ pub(crate) fn spawn(state: Weak<Inner>, instances: Arc<Instances>) {
 }
 
 /// Sharing the fleet: on SIGTERM or SIGINT this instance leaves it cleanly
-/// ([`Instances::leave`]: the others take its shards over at their next
-/// round, not at the leases' expiry), then the process exits. Running
+/// (its leases released, its row and channel locks removed: the others
+/// take its shards over at their next round, not at the leases' expiry),
+/// then the process exits. Running
 /// alone, the signals keep their default (the process ends).
 pub fn leave_on_signal(state: &crate::state::AppState) {
     let Some(instances) = state.inner.instances.clone() else { return };
