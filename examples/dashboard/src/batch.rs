@@ -108,6 +108,20 @@ impl Slot {
 /// What the store keeps of a batch: its id, state, creation time and view.
 pub(crate) type StoredBatch = (u64, &'static str, f64, String);
 
+/// A stored batch (its entry view's JSON) that was running when its
+/// dashboard stopped, marked `interrupted`, to be written back; `None`
+/// for one that ended (or an entry that is not a batch).
+pub(crate) fn interrupted(json: &str) -> Option<StoredBatch> {
+    let mut v: Value = serde_json::from_str(json).ok()?;
+    if v["state"] != "running" {
+        return None;
+    }
+    let id = v["batch_id"].as_u64()?;
+    let created_at = v["created_at"].as_f64().unwrap_or_default();
+    v["state"] = "interrupted".into();
+    Some((id, "interrupted", created_at, v.to_string()))
+}
+
 #[derive(Default)]
 pub(crate) struct Batches {
     inner: Mutex<BTreeMap<u64, Slot>>,
@@ -138,17 +152,15 @@ impl Batches {
     /// this instance's (`mine`) that was running when the dashboard
     /// stopped is marked `interrupted` and returned, to be written back.
     pub fn restore(&self, json: &str, mine: bool) -> Option<StoredBatch> {
-        let mut v: Value = serde_json::from_str(json).ok()?;
-        let id = v["batch_id"].as_u64()?;
-        let created_at = v["created_at"].as_f64().unwrap_or_default();
         // Another instance's batch (sharing the fleet) is its own business.
-        let interrupted = mine && v["state"] == "running";
-        if interrupted {
-            v["state"] = "interrupted".into();
-        }
-        let text = interrupted.then(|| v.to_string());
+        let cut = interrupted(json).filter(|_| mine);
+        let v: Value = match &cut {
+            Some((_, _, _, text)) => serde_json::from_str(text).ok()?,
+            None => serde_json::from_str(json).ok()?,
+        };
+        let id = v["batch_id"].as_u64()?;
         self.lock().entry(id).or_insert(Slot::Kept(v));
-        text.map(|t| (id, "interrupted", created_at, t))
+        cut
     }
 
     /// What the store should keep of batch `id` now (`None`: not one of

@@ -20,6 +20,7 @@
 //!   notification may have been missed), and every few seconds anyway.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -203,7 +204,7 @@ impl Instances {
 
     /// `GET /api/cluster`.
     pub fn view_json(&self) -> Value {
-        let now = self.clock.now();
+        let owned = self.owned_now();
         let v = self.view();
         let mut per_owner: BTreeMap<&str, usize> = BTreeMap::new();
         for owner in v.owners.values().flatten() {
@@ -227,7 +228,7 @@ impl Instances {
             "advertise": self.config.advertise,
             "shards": self.config.shards,
             "lease_ttl_s": self.config.ttl.as_secs_f64(),
-            "owned_shards": v.owned.values().filter(|(_, until)| now < *until).count(),
+            "owned_shards": owned,
             "unowned_shards": v.owners.values().filter(|o| o.is_none()).count(),
             "instances": instances,
             "rounds": {"ok": v.rounds_ok, "failed": v.rounds_failed},
@@ -238,34 +239,39 @@ impl Instances {
 
     /// The instance's series for `/metrics`.
     pub fn metrics(&self) -> String {
-        let now = self.clock.now();
+        let owned = self.owned_now() as u64;
         let v = self.view();
-        let owned = v.owned.values().filter(|(_, until)| now < *until).count() as u64;
-        let id = self.config.id.replace('\\', "\\\\").replace('"', "\\\"");
+        let id = crate::metrics::esc(&self.config.id);
         let mut out = String::new();
-        let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{instance_id=\"{id}\"}} {value}\n"
-            ));
-        };
-        gauge("ipvtl_instance_shards", "Shards this instance owns and acts on.", "gauge", owned);
-        gauge(
-            "ipvtl_instance_live",
-            "Instances alive as the store judged at the last round.",
-            "gauge",
-            v.live.len() as u64,
-        );
-        gauge("ipvtl_lease_rounds_total", "Lease rounds the store answered.", "counter", v.rounds_ok);
-        gauge("ipvtl_lease_round_failures_total", "Lease rounds that failed.", "counter", v.rounds_failed);
-        gauge("ipvtl_leases_acquired_total", "Shard leases taken.", "counter", v.acquired);
-        gauge("ipvtl_leases_lost_total", "Shard leases given up, fenced or taken.", "counter", v.lost);
-        gauge(
-            "ipvtl_state_writes_refused_total",
-            "Server states the store refused (a stale lease).",
-            "counter",
-            v.refused,
-        );
+        for (name, kind, help, value) in [
+            ("ipvtl_instance_shards", "gauge", "Shards this instance owns and acts on.", owned),
+            (
+                "ipvtl_instance_live",
+                "gauge",
+                "Instances alive as the store judged at the last round.",
+                v.live.len() as u64,
+            ),
+            ("ipvtl_lease_rounds_total", "counter", "Lease rounds the store answered.", v.rounds_ok),
+            ("ipvtl_lease_round_failures_total", "counter", "Lease rounds that failed.", v.rounds_failed),
+            ("ipvtl_leases_acquired_total", "counter", "Shard leases taken.", v.acquired),
+            ("ipvtl_leases_lost_total", "counter", "Shard leases given up, fenced or taken.", v.lost),
+            (
+                "ipvtl_state_writes_refused_total",
+                "counter",
+                "Server states the store refused (a stale lease).",
+                v.refused,
+            ),
+        ] {
+            crate::metrics::header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name}{{instance_id=\"{id}\"}} {value}");
+        }
         out
+    }
+
+    /// Shards this instance may act on now.
+    fn owned_now(&self) -> usize {
+        let now = self.clock.now();
+        self.view().owned.values().filter(|(_, until)| now < *until).count()
     }
 }
 
@@ -343,7 +349,7 @@ async fn leases(state: Weak<Inner>, instances: Arc<Instances>) {
                 store.heartbeat(&cfg.id, &cfg.advertise, cfg.ttl).await?;
                 store.lease_round(&cfg.id, cfg.ttl, &round.renew, &round.claim, &round.release).await
             };
-            let limit = config.ttl.saturating_sub(config.fence_margin);
+            let limit = config.act_window();
             let answer = smol::future::or(async { Some(answer.await) }, async {
                 smol::Timer::after(limit).await;
                 None
@@ -479,12 +485,8 @@ async fn follow_reload(inner: &Arc<Inner>, by: &str) {
     let Some(path) = inner.config.servers_path.clone() else { return };
     let state = crate::state::AppState { inner: inner.clone() };
     let detail = Some(format!("following instance {by}"));
-    let event = match inner.cluster.reload_file(&path) {
+    let event = match state.reload_servers(&path) {
         Ok(_) => {
-            if let Some(instances) = &inner.instances {
-                instances.apply_sweeping(&inner.cluster);
-            }
-            state.invalidate();
             let count = inner.cluster.len();
             eprintln!("ipvtl-dashboard: {} reloaded ({count} servers), following instance {by}", path.display());
             crate::audit::AuditEvent::Reload { outcome: "ok", count: Some(count), detail }
@@ -529,16 +531,9 @@ async fn janitor(inner: &Arc<Inner>, live: &[InstanceRow]) {
         Err(e) => eprintln!("ipvtl-dashboard: {e}"),
     }
     if let Ok(batches) = store.batches(crate::batch::KEPT).await {
-        for entry in batches {
-            let Ok(mut v) = serde_json::from_str::<Value>(&entry) else { continue };
-            if v["state"] != "running" || !left_by(&entry, Some(live)) {
-                continue;
-            }
-            let (Some(id), created_at) = (v["batch_id"].as_u64(), v["created_at"].as_f64().unwrap_or_default()) else {
-                continue;
-            };
-            v["state"] = "interrupted".into();
-            if let Err(e) = store.put_batch(id, "interrupted", created_at, &v.to_string()).await {
+        let gone = batches.iter().filter(|entry| left_by(entry, Some(live)));
+        for (id, state, created_at, json) in gone.filter_map(|entry| crate::batch::interrupted(entry)) {
+            if let Err(e) = store.put_batch(id, state, created_at, &json).await {
                 eprintln!("ipvtl-dashboard: {e}");
             }
         }
@@ -684,11 +679,12 @@ pub(crate) enum LockError {
 
 impl Instances {
     /// How long a channel lock lasts unless released: the longest an
-    /// action may take, with room. A holder that dies leaves it until then
-    /// unless it is seen dead first (the store frees locks of instances
-    /// whose heartbeat stopped).
-    fn lock_ttl(action_bound: Duration) -> Duration {
-        action_bound + Duration::from_secs(60)
+    /// action may take (stop, then start, each bounded), with room. A
+    /// holder that dies leaves it until then unless it is seen dead first
+    /// (the store frees locks of instances whose heartbeat stopped).
+    fn lock_ttl(cluster: &Cluster) -> Duration {
+        let s = cluster.settings();
+        s.stop_timeout + s.start_timeout + Duration::from_secs(60)
     }
 
     /// Takes the cross-instance lock of each channel, all or none: the
@@ -696,10 +692,10 @@ impl Instances {
     pub async fn lock_channels(
         &self,
         store: &Store,
+        cluster: &Cluster,
         channels: &[(String, u32)],
-        action_bound: Duration,
     ) -> Result<(), LockError> {
-        let ttl = Self::lock_ttl(action_bound);
+        let ttl = Self::lock_ttl(cluster);
         let mut taken = Vec::new();
         for (server, channel) in channels {
             let token = format!("{}:{}", self.config.id, uuid_ish());

@@ -185,9 +185,7 @@ async fn confirm_heals(inner: &Inner, requested: Vec<Requested>, following: &mut
         // action there) is not healed now; the reconciler asks again later.
         if let Some(instances) = &inner.instances {
             let channel = [(heal.server_id.clone(), heal.channel_id)];
-            let s = inner.cluster.settings();
-            let bound = s.stop_timeout + s.start_timeout;
-            if instances.lock_channels(&inner.config.store, &channel, bound).await.is_err() {
+            if instances.lock_channels(&inner.config.store, &inner.cluster, &channel).await.is_err() {
                 inner.cluster.confirm_heal(ticket, false);
                 continue;
             }

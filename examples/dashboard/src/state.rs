@@ -285,6 +285,21 @@ impl AppState {
         self.inner.cache.rebuilds()
     }
 
+    /// Reloads the servers file at `path` (sharing the fleet, the new
+    /// servers wait for their shard's owner); the list shows the result
+    /// from now on.
+    pub(crate) fn reload_servers(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<ipvtl_client::core::ReloadSummary, ipvtl_client::ClientError> {
+        let summary = self.cluster().reload_file(path)?;
+        if let Some(instances) = &self.inner.instances {
+            instances.apply_sweeping(self.cluster());
+        }
+        self.invalidate();
+        Ok(summary)
+    }
+
     /// Says the fleet has just changed through this dashboard (reload,
     /// maintenance, refresh, an action): call it after the change and before
     /// answering. No `GET /api/servers` that starts after this returns is

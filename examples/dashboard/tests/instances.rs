@@ -126,6 +126,11 @@ impl Shared {
             .collect()
     }
 
+    /// The servers `id` should own with these instances alive.
+    fn servers_of(&self, live: &[&str], id: &str) -> BTreeSet<String> {
+        self.owners(live).into_iter().filter(|(_, o)| o == id).map(|(s, _)| s).collect()
+    }
+
     /// Waits until every live instance says every shard is owned and each
     /// holds its rendezvous share.
     fn wait_balanced(&self, live: &[&str], secs: f64) -> Duration {
@@ -284,7 +289,7 @@ fn three_instances_share_a_thousand_servers_fail_over_and_fence_themselves() {
     wait_for("the restart is under way on c", 10.0, || {
         shared.sim.record(&victim).is_some_and(|r| r.commands.iter().any(|c| c.action.as_str() == "stop"))
     });
-    let c_servers: BTreeSet<String> = owners.iter().filter(|(_, o)| *o == "c").map(|(s, _)| s.clone()).collect();
+    let c_servers = shared.servers_of(&["a", "b", "c"], "c");
     let mut c = shared.instances.remove("c").unwrap();
     c.kill();
     let killed = Instant::now();
@@ -323,8 +328,7 @@ fn three_instances_share_a_thousand_servers_fail_over_and_fence_themselves() {
     assert_eq!(interleaved(&polls), None, "one owner at a time");
 
     // --- Split brain: b paused past its lease, then resumed.
-    let b_servers: BTreeSet<String> =
-        shared.owners(&["a", "b", "c"]).into_iter().filter(|(_, o)| o == "b").map(|(s, _)| s).collect();
+    let b_servers = shared.servers_of(&["a", "b", "c"], "b");
     shared.sim.reset_records();
     signal(shared.get("b"), "-STOP");
     let taken = wait_for("b's servers are polled by the others", 30.0, || {
@@ -348,8 +352,7 @@ fn three_instances_share_a_thousand_servers_fail_over_and_fence_themselves() {
     shared.wait_balanced(&["a", "b", "c"], 90.0);
 
     // --- A clean stop (SIGTERM): a leaves at once, its leases released.
-    let a_servers: BTreeSet<String> =
-        shared.owners(&["a", "b", "c"]).into_iter().filter(|(_, o)| o == "a").map(|(s, _)| s).collect();
+    let a_servers = shared.servers_of(&["a", "b", "c"], "a");
     let mut a = shared.instances.remove("a").unwrap();
     shared.sim.reset_records();
     signal(&a, "-TERM");

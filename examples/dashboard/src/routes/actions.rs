@@ -34,8 +34,7 @@ pub(super) async fn channel_action(
     audit_now(&st, &requested.by(who.clone()).opening(&key)).await?;
     // Sharing the fleet: the channel's lock holds across instances.
     if let Some(instances) = &st.inner.instances {
-        let bound = action_bound(&st);
-        if let Err(e) = instances.lock_channels(st.store(), &[(id.clone(), channel)], bound).await {
+        if let Err(e) = instances.lock_channels(st.store(), st.cluster(), &[(id.clone(), channel)]).await {
             let (outcome, status, detail) = match e {
                 LockError::Held(h) => ("busy", StatusCode::CONFLICT, h.to_string()),
                 LockError::Store(e) => {
@@ -107,12 +106,6 @@ pub(super) async fn channel_action(
         }
         Err(e) => Err(ApiError::from_client(&e)),
     }
-}
-
-/// The longest a channel action may take (stop, then start, each bounded).
-pub(super) fn action_bound(st: &AppState) -> std::time::Duration {
-    let s = st.cluster().settings();
-    s.stop_timeout + s.start_timeout
 }
 
 /// `GET /api/actions`: the actions under way.

@@ -62,8 +62,7 @@ pub(super) async fn submit(
     // instances first (all or none), and batch numbers come from the store.
     let channels: Vec<(String, u32)> = answer.targets.iter().map(|t| (t.server_id.clone(), t.channel_id)).collect();
     if let Some(instances) = &st.inner.instances {
-        let bound = super::actions::action_bound(&st);
-        if let Err(e) = instances.lock_channels(st.store(), &channels, bound).await {
+        if let Err(e) = instances.lock_channels(st.store(), cluster, &channels).await {
             return Err(match e {
                 LockError::Held(h) => ApiError::new(StatusCode::CONFLICT, format!("batch refused: {h}")),
                 LockError::Store(e) => {

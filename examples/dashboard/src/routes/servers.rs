@@ -317,17 +317,14 @@ pub(super) async fn reload(State(st): State<AppState>, who: Option<Extension<Who
         return Err(ApiError::bad_request("nothing to reload: this dashboard was not started from a servers file"));
     };
     let who = who.map(|Extension(w)| w);
-    match st.cluster().reload_file(&path) {
+    match st.reload_servers(&path) {
         Ok(summary) => {
-            // Sharing the fleet: new servers wait for their shard's owner,
-            // and the other instances reload their files too.
+            // Sharing the fleet: the other instances reload their files too.
             if let Some(instances) = &st.inner.instances {
-                instances.apply_sweeping(st.cluster());
                 if let Err(e) = st.store().note_reload(&instances.config.id).await {
                     eprintln!("ipvtl-dashboard: the other instances will not reload: {e}");
                 }
             }
-            st.invalidate();
             let count = st.cluster().len();
             st.inner
                 .audit_record(&[AuditEvent::Reload { outcome: "ok", count: Some(count), detail: None }.by(who)])
