@@ -27,27 +27,88 @@ pub(crate) struct Sample {
     pub status: &'static str,
 }
 
-/// One poll of a server, as the ring holds it: 16 bytes instead of the
-/// [`Sample`]'s 48, so a full ring is under 2 KiB a server. The CPU mean is
-/// kept as the server reported it (rounded when read); the running
-/// channels saturate at 65 535.
-#[derive(Clone, Copy, Debug)]
+/// One poll of a server, as the ring holds it: 8 bytes instead of the
+/// [`Sample`]'s 48, so a full ring is under 1 KiB a server. The time is
+/// the milliseconds after its ring's base; the CPU mean is kept as the API
+/// shows it, in tenths (within ±3 276.7, [`NO_CPU`] when none was
+/// reported); the running channels saturate at [`RUNNING_MAX`] and share a
+/// word with the health's index in [`Health::ALL`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Packed {
-    t: u64,
-    /// NaN: no CPU reported.
-    cpu_avg: f32,
-    running_channels: u16,
-    health: Health,
+    dt_ms: u32,
+    cpu_tenths: i16,
+    running_health: u16,
 }
 
+/// [`Packed::cpu_tenths`] of a poll without CPU figures.
+const NO_CPU: i16 = i16::MIN;
+/// The running channels a sample counts at most (13 bits).
+const RUNNING_MAX: u16 = (1 << 13) - 1;
+
 impl Packed {
-    fn sample(self) -> Sample {
+    fn new(dt_ms: u32, cpu_avg: Option<f32>, running: usize, health: Health) -> Self {
+        let cpu_tenths = cpu_avg.map_or(NO_CPU, |c| (f64::from(c) * 10.0).round().clamp(-32_767.0, 32_767.0) as i16);
+        let running = u16::try_from(running).unwrap_or(u16::MAX).min(RUNNING_MAX);
+        let health = Health::ALL.iter().position(|h| *h == health).unwrap_or(0) as u16;
+        Packed { dt_ms, cpu_tenths, running_health: running << 3 | health }
+    }
+
+    fn cpu_avg(self) -> Option<f64> {
+        (self.cpu_tenths != NO_CPU).then(|| f64::from(self.cpu_tenths) / 10.0)
+    }
+
+    fn sample(self, base_ms: u64) -> Sample {
+        let health = Health::ALL.get(usize::from(self.running_health & 7)).copied().unwrap_or_default();
         Sample {
-            t: self.t,
-            cpu_avg: (!self.cpu_avg.is_nan()).then(|| round1(self.cpu_avg)),
-            running_channels: usize::from(self.running_channels),
-            status: self.health.as_str(),
+            t: base_ms + u64::from(self.dt_ms),
+            cpu_avg: self.cpu_avg(),
+            running_channels: usize::from(self.running_health >> 3),
+            status: health.as_str(),
         }
+    }
+}
+
+/// One server's recent polls, oldest first.
+struct Ring {
+    /// The last poll recorded (a snapshot reports each poll once).
+    last_poll: Instant,
+    /// Unix milliseconds the samples' times count from.
+    base_ms: u64,
+    samples: VecDeque<Packed>,
+}
+
+impl Ring {
+    fn new(last_poll: Instant, t: u64) -> Self {
+        Ring { last_poll, base_ms: t, samples: VecDeque::with_capacity(HISTORY_LEN) }
+    }
+
+    /// Adds the poll made at Unix milliseconds `t`, dropping the oldest
+    /// beyond [`HISTORY_LEN`]. When `t` does not fit the base (after 49
+    /// days of samples, or a clock set back), the base moves to the
+    /// oldest sample that still fits and the others go: older than 49
+    /// days, or newer than `t`.
+    fn push(&mut self, t: u64, cpu_avg: Option<f32>, running: usize, health: Health) {
+        let newest = self.samples.back().map(|p| self.base_ms + u64::from(p.dt_ms));
+        if t < self.base_ms || t - self.base_ms > u64::from(u32::MAX) || newest.is_some_and(|n| n > t) {
+            let old = core::mem::take(&mut self.samples);
+            let base = self.base_ms;
+            let kept: Vec<(u64, Packed)> = old
+                .into_iter()
+                .map(|p| (base + u64::from(p.dt_ms), p))
+                .filter(|&(at, _)| at <= t && t - at <= u64::from(u32::MAX))
+                .collect();
+            self.base_ms = kept.first().map_or(t, |&(at, _)| at);
+            self.samples.extend(kept.into_iter().map(|(at, p)| Packed { dt_ms: (at - self.base_ms) as u32, ..p }));
+        }
+        if self.samples.len() == HISTORY_LEN {
+            self.samples.pop_front();
+        }
+        let dt_ms = u32::try_from(t - self.base_ms).unwrap_or(u32::MAX);
+        self.samples.push_back(Packed::new(dt_ms, cpu_avg, running, health));
+    }
+
+    fn samples(&self) -> impl Iterator<Item = Sample> + '_ {
+        self.samples.iter().map(|p| p.sample(self.base_ms))
     }
 }
 
@@ -78,8 +139,7 @@ pub(crate) struct History {
 
 #[derive(Default)]
 struct HistoryInner {
-    series: HashMap<String, VecDeque<Packed>>,
-    last_poll: HashMap<String, Instant>,
+    series: HashMap<String, Ring>,
 }
 
 impl History {
@@ -92,14 +152,12 @@ impl History {
         let mut stored = Vec::new();
         let ids: std::collections::HashSet<&str> = fleet.servers.iter().map(|s| s.config.id.as_str()).collect();
         inner.series.retain(|k, _| ids.contains(k.as_str()));
-        inner.last_poll.retain(|k, _| ids.contains(k.as_str()));
         for s in &fleet.servers {
             let Some(at) = s.state.last_poll_at else { continue };
             let id = s.config.id.as_str();
-            if inner.last_poll.get(id) == Some(&at) {
+            if inner.series.get(id).is_some_and(|r| r.last_poll == at) {
                 continue;
             }
-            inner.last_poll.insert(id.to_string(), at);
             if let Some(l) = s.state.latency {
                 latencies.push(l.as_secs_f64());
             }
@@ -114,17 +172,13 @@ impl History {
                 running_channels: u64::try_from(running).unwrap_or(u64::MAX),
                 health: s.state.health.as_str().to_string(),
             });
-            let packed = Packed {
-                t,
-                cpu_avg: cpu_avg.unwrap_or(f32::NAN),
-                running_channels: u16::try_from(running).unwrap_or(u16::MAX),
-                health: s.state.health,
-            };
-            let ring = inner.series.entry(id.to_string()).or_insert_with(|| VecDeque::with_capacity(HISTORY_LEN));
-            if ring.len() == HISTORY_LEN {
-                ring.pop_front();
+            if !inner.series.contains_key(id) {
+                inner.series.insert(id.to_string(), Ring::new(at, t));
             }
-            ring.push_back(packed);
+            if let Some(ring) = inner.series.get_mut(id) {
+                ring.last_poll = at;
+                ring.push(t, cpu_avg, running, s.state.health);
+            }
         }
         (latencies, stored)
     }
@@ -183,7 +237,7 @@ impl History {
 
     pub fn series(&self, id: &str) -> Vec<Sample> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.series.get(id).map(|r| r.iter().map(|p| p.sample()).collect()).unwrap_or_default()
+        inner.series.get(id).map(|r| r.samples().collect()).unwrap_or_default()
     }
 
     /// The last `points` cpu averages of every server (for sparklines).
@@ -193,10 +247,68 @@ impl History {
             .series
             .iter()
             .map(|(id, ring)| {
-                let skip = ring.len().saturating_sub(points);
-                let v: Vec<serde_json::Value> = ring.iter().skip(skip).map(|p| p.sample().cpu_avg.into()).collect();
+                let skip = ring.samples.len().saturating_sub(points);
+                let v: Vec<serde_json::Value> = ring.samples.iter().skip(skip).map(|p| p.cpu_avg().into()).collect();
                 (id.clone(), serde_json::Value::Array(v))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(t: u64) -> Ring {
+        Ring::new(Instant::from_millis(0), t)
+    }
+
+    #[test]
+    fn a_sample_reads_back_as_the_api_shows_it() {
+        let mut r = ring(1_700_000_000_000);
+        r.push(1_700_000_000_000, Some(12.345), 3, Health::Online);
+        r.push(1_700_000_001_250, None, 0, Health::Offline);
+        r.push(1_700_000_002_500, Some(-0.04), 70_000, Health::Error);
+        r.push(1_700_000_003_750, Some(1e9), 8_191, Health::Unknown);
+        let got: Vec<_> = r.samples().map(|s| (s.t, s.cpu_avg, s.running_channels, s.status)).collect();
+        assert_eq!(
+            got,
+            [
+                (1_700_000_000_000, Some(round1(12.345)), 3, "online"),
+                (1_700_000_001_250, None, 0, "offline"),
+                (1_700_000_002_500, Some(-0.0), 8_191, "error"),
+                (1_700_000_003_750, Some(3_276.7), 8_191, "unknown"),
+            ]
+        );
+        assert_eq!(got[0].1, Some(12.3));
+    }
+
+    #[test]
+    fn the_ring_keeps_the_last_history_len_polls() {
+        let mut r = ring(0);
+        for i in 0..(HISTORY_LEN as u64 + 5) {
+            r.push(i * 1000, Some(i as f32), i as usize, Health::Online);
+        }
+        let got: Vec<_> = r.samples().collect();
+        assert_eq!(got.len(), HISTORY_LEN);
+        assert_eq!(got[0].t, 5_000);
+        assert_eq!(got[HISTORY_LEN - 1].t, (HISTORY_LEN as u64 + 4) * 1000);
+        assert_eq!(got[HISTORY_LEN - 1].running_channels, HISTORY_LEN + 4);
+    }
+
+    #[test]
+    fn a_poll_beyond_the_base_moves_it_and_keeps_what_still_fits() {
+        let day = 86_400_000u64;
+        let mut r = ring(1_000);
+        r.push(1_000, Some(1.0), 1, Health::Online);
+        r.push(1_000 + 30 * day, Some(2.0), 2, Health::Online);
+        r.push(1_000 + 60 * day, Some(3.0), 3, Health::Online);
+        let got: Vec<_> = r.samples().map(|s| (s.t, s.running_channels)).collect();
+        assert_eq!(got, [(1_000 + 30 * day, 2), (1_000 + 60 * day, 3)], "the sample 60 days old no longer fits");
+        assert_eq!(r.base_ms, 1_000 + 30 * day);
+        // A clock set back: what is newer than the poll goes.
+        r.push(1_000 + 45 * day, Some(4.0), 4, Health::Online);
+        let got: Vec<_> = r.samples().map(|s| (s.t, s.running_channels)).collect();
+        assert_eq!(got, [(1_000 + 30 * day, 2), (1_000 + 45 * day, 4)]);
     }
 }

@@ -196,13 +196,37 @@ struct Entry {
     sweeping: Sweeping,
 }
 
-/// What the poller remembers of one channel between polls.
+/// What the poller remembers of one channel between polls: 16 bytes (a
+/// fleet of 10 000 servers of 16 channels holds 160 000 of them).
 #[derive(Clone, Copy, Debug, Default)]
 struct ChannelTrack {
+    /// While running: since when the uptime has had its value.
+    since: Instant,
+    /// While running: the uptime's low 32 bits (a change by a multiple of
+    /// 2^32 s, 136 years, would go unseen).
+    uptime: u32,
+    /// Running with an uptime: `since` and `uptime` hold.
+    running: bool,
     /// Already reported as stalled.
     stalled: bool,
-    /// Uptime while running, and since when it has had that value.
-    uptime: Option<(u64, Instant)>,
+}
+
+impl ChannelTrack {
+    /// The uptime's low bits while running, and since when it has had them.
+    fn uptime(&self) -> Option<(u32, Instant)> {
+        self.running.then_some((self.uptime, self.since))
+    }
+
+    /// The uptime seen at `now` (`None` when not running); the time it
+    /// was first seen is kept while it does not change.
+    fn see_uptime(&mut self, uptime: Option<u64>, now: Instant) {
+        let low = uptime.map(|u| u as u32);
+        if low.is_none() || self.uptime().map(|(u, _)| u) != low {
+            self.running = low.is_some();
+            self.uptime = low.unwrap_or(0);
+            self.since = now;
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -52,9 +52,7 @@ pub(super) fn success(
             entry.state.stalled.insert(ChannelId::from_index(i), reason);
         }
         let uptime = ch.stats.map(|s| s.uptime_s).filter(|_| ch.state == ChannelState::Running);
-        if uptime.is_none() || track.uptime.map(|(u, _)| u) != uptime {
-            track.uptime = uptime.map(|u| (u, now));
-        }
+        track.see_uptime(uptime, now);
         let was = core::mem::replace(&mut track.stalled, reason.is_some());
         if let (Some(reason), false, true) = (reason, was, alarms) {
             events.push_back(Event::ChannelStalled {
@@ -122,8 +120,9 @@ fn stall_reason(ch: &Channel, track: &ChannelTrack, now: Instant) -> Option<Stal
     if stats.fps <= 0.0 {
         return Some(StallReason::ZeroFps);
     }
-    let (uptime, since) = track.uptime?;
-    (uptime == stats.uptime_s && now.saturating_since(since) >= FROZEN_AFTER).then_some(StallReason::UptimeFrozen)
+    let (uptime, since) = track.uptime()?;
+    (uptime == stats.uptime_s as u32 && now.saturating_since(since) >= FROZEN_AFTER)
+        .then_some(StallReason::UptimeFrozen)
 }
 
 /// Every channel running in both observations went backwards in uptime.
