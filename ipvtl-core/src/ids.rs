@@ -1,20 +1,23 @@
 //! Newtype identifiers.
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use core::fmt;
 use core::num::NonZeroU32;
 use serde::{Deserialize, Serialize};
 
 /// A server's id as written in `servers.json` (numbers are kept as their
 /// decimal text). Ids are opaque: they never reach a URL.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ServerId(String);
+///
+/// The text is shared: a clone (every event, snapshot and map key names
+/// its server) copies a pointer, not the text.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServerId(Arc<str>);
 
 impl ServerId {
     /// Wraps an id.
     pub fn new(id: impl Into<String>) -> Self {
-        ServerId(id.into())
+        ServerId(Arc::from(id.into()))
     }
 
     /// The id's text.
@@ -31,13 +34,25 @@ impl fmt::Display for ServerId {
 
 impl From<&str> for ServerId {
     fn from(s: &str) -> Self {
-        ServerId(s.into())
+        ServerId(Arc::from(s))
     }
 }
 
 impl From<String> for ServerId {
     fn from(s: String) -> Self {
-        ServerId(s)
+        ServerId(Arc::from(s))
+    }
+}
+
+impl Serialize for ServerId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ServerId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(ServerId::from)
     }
 }
 

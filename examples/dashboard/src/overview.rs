@@ -30,7 +30,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ipvtl_client::wire::{ServerView, Wall};
+use ipvtl_client::core::{ChannelState, ServerConfig, ServerSnapshot};
+use ipvtl_client::wire::{ms, round2, Wall};
 use serde_json::{json, Value};
 
 use crate::list::{compress, negotiate, Encoding};
@@ -58,10 +59,8 @@ const ERROR_MAX: usize = 160;
 
 #[derive(Clone, Debug, PartialEq)]
 struct Row {
-    id: String,
-    name: String,
-    addr: String,
-    tags: Vec<String>,
+    /// Shared with the fleet: id, name, address and tags.
+    config: Arc<ServerConfig>,
     health: &'static str,
     flags: u8,
     cpu: Option<i64>,
@@ -73,11 +72,12 @@ struct Row {
 
 impl Row {
     fn json(&self) -> Value {
+        let c = &*self.config;
         json!([
-            self.id,
-            self.name,
-            self.addr,
-            self.tags,
+            c.id,
+            c.name,
+            format!("{}:{}", c.host, c.port),
+            c.tags,
             self.health,
             self.flags,
             self.cpu,
@@ -98,9 +98,7 @@ impl Row {
             || self.flags != other.flags
             || self.channels != other.channels
             || self.error != other.error
-            || self.name != other.name
-            || self.tags != other.tags
-            || self.addr != other.addr
+            || !(Arc::ptr_eq(&self.config, &other.config) || same_shown(&self.config, &other.config))
     }
 }
 
@@ -141,7 +139,9 @@ impl Overview {
     }
 }
 
-/// Every server's row now.
+/// Every server's row now, read from the snapshot as the wire views would
+/// show it (CPU and latency rounded as there) without building them: the
+/// rows are rebuilt every [`MIN_DELTA`] for the whole fleet.
 fn rows(inner: &Inner) -> (Vec<Row>, f64) {
     let cluster = &inner.cluster;
     let wall = Wall(cluster.clock());
@@ -150,58 +150,64 @@ fn rows(inner: &Inner) -> (Vec<Row>, f64) {
     for d in &fleet.drifts {
         drift.insert((d.server.as_str(), d.channel.get()), d.degraded);
     }
-    let rows = fleet
-        .servers
-        .iter()
-        .map(|s| {
-            let v = ServerView::new(s, fleet.taken_at, wall);
-            let (c, st) = (&v.config, &v.state);
-            let channels = st
+    let rows = fleet.servers.iter().map(|s| row(s, &drift, wall)).collect();
+    (rows, wall.at(fleet.taken_at))
+}
+
+/// A server's row: `drift` tells which of its channels drift (`true`
+/// once degraded).
+fn row(s: &ServerSnapshot, drift: &std::collections::HashMap<(&str, u32), bool>, wall: Wall<'_>) -> Row {
+    let st = &s.state;
+    let status = st.status.as_deref();
+    let channels = status
+        .map(|status| {
+            status
                 .channels
                 .iter()
                 .map(|ch| {
-                    let base = match ch.state.as_str() {
-                        "running" if ch.stall.is_some() => 'Z',
-                        "running" => 'R',
-                        "idle" => 'I',
-                        "stopping" => 'S',
+                    let base = match ch.state {
+                        ChannelState::Running if st.stall(ch.id).is_some() => 'Z',
+                        ChannelState::Running => 'R',
+                        ChannelState::Idle => 'I',
+                        ChannelState::Stopping => 'S',
                         _ => 'U',
                     };
-                    match drift.get(&(c.id.as_str(), ch.id)) {
+                    match drift.get(&(s.config.id.as_str(), ch.id.get())) {
                         Some(true) => 'D',
                         Some(false) => base.to_ascii_lowercase(),
                         None => base,
                     }
                 })
-                .collect();
-            let error = st.poll.error.as_ref().map(|e| {
-                let mut e = e.clone();
-                if e.len() > ERROR_MAX {
-                    let mut cut = ERROR_MAX;
-                    while !e.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    e.truncate(cut);
-                    e.push('…');
-                }
-                e
-            });
-            Row {
-                id: c.id.clone(),
-                name: c.name.clone(),
-                addr: format!("{}:{}", c.host, c.port),
-                tags: c.tags.clone(),
-                health: st.health,
-                flags: u8::from(st.poll.maintenance) | (u8::from(st.poll.stale) << 1),
-                cpu: st.cpu_avg.map(|x| x.round() as i64),
-                latency_ms: st.poll.latency_ms,
-                ok_at: st.poll.last_ok_at.map(|t| t.floor() as i64),
-                channels,
-                error,
-            }
+                .collect()
         })
-        .collect();
-    (rows, wall.at(fleet.taken_at))
+        .unwrap_or_default();
+    let error = st.error.as_ref().map(|e| {
+        let mut e = e.to_string();
+        if e.len() > ERROR_MAX {
+            let mut cut = ERROR_MAX;
+            while !e.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            e.truncate(cut);
+            e.push('…');
+        }
+        e
+    });
+    Row {
+        config: Arc::clone(&s.config),
+        health: st.health.as_str(),
+        flags: u8::from(st.maintenance) | (u8::from(st.is_stale()) << 1),
+        cpu: status.and_then(|s| s.cpu_avg()).map(|x| round2(x).round() as i64),
+        latency_ms: st.latency.map(ms),
+        ok_at: st.last_ok_at.map(|t| wall.at(t).floor() as i64),
+        channels,
+        error,
+    }
+}
+
+/// Whether two configurations of a server show the same on its row.
+fn same_shown(a: &ServerConfig, b: &ServerConfig) -> bool {
+    a.name == b.name && a.tags == b.tags && a.host == b.host && a.port == b.port
 }
 
 fn fleet_point(rows: &[Row], at: f64) -> FleetPoint {
@@ -248,7 +254,8 @@ fn update(inner: &Inner) -> bool {
         return false;
     }
     let prev = o.version;
-    let same_servers = o.rows.len() == now_rows.len() && o.rows.iter().zip(&now_rows).all(|(a, b)| a.id == b.id);
+    let same_servers =
+        o.rows.len() == now_rows.len() && o.rows.iter().zip(&now_rows).all(|(a, b)| a.config.id == b.config.id);
     let data = if same_servers {
         let n = now_rows.len();
         let since = o.last_trickle.map_or(MIN_DELTA, |t| now.duration_since(t));
@@ -413,11 +420,9 @@ mod tests {
     use super::*;
 
     fn row(id: &str, cpu: i64, channels: &str) -> Row {
+        let config = ServerConfig { tags: vec!["rack-a".into()], ..ServerConfig::new(id, "127.0.0.1").with_port(1) };
         Row {
-            id: id.into(),
-            name: id.into(),
-            addr: "127.0.0.1:1".into(),
-            tags: vec!["rack-a".into()],
+            config: Arc::new(config),
             health: "online",
             flags: 0,
             cpu: Some(cpu),
@@ -445,5 +450,68 @@ mod tests {
         off.health = "offline";
         let p = fleet_point(&[row("s1", 10, "RRrI"), off], 100.5);
         assert_eq!(p, [100, 2, 1, 1, 0, 5, 8, 4]);
+    }
+
+    /// The row read straight from the snapshot shows what the wire view
+    /// (which the rows were built from before) shows, for states that
+    /// change it: running, stalled, drifting, degraded, maintenance,
+    /// stale, a long error.
+    #[test]
+    fn a_row_shows_what_the_server_view_shows() {
+        use ipvtl_client::core::{parse_status, ChannelId, Health, Instant, PollError, ServerState, StallReason};
+        use ipvtl_client::wire::ServerView;
+        use ipvtl_client::{Cluster, Settings};
+        use std::time::Duration;
+
+        let cluster = Cluster::new(Vec::new(), Settings { background: false, ..Settings::default() }).unwrap();
+        let wall = Wall(cluster.clock());
+        let body = br#"{"channels":[{"state":"running","status":"01:00:00 25fps@2500Kbps"},{"state":"idle","status":""},{"state":"stopping","status":""},{"state":"paused","status":""},{"state":"running","status":"01:00:00 0fps@0Kbps"},{"state":"running","status":"00:00:09 30fps@900Kbps"}],"cpu":[12.494,40.5,7]}"#;
+        let status = std::sync::Arc::new(parse_status(body).unwrap());
+        let ch = |n| ChannelId::new(n).unwrap();
+        let mut online = ServerState { health: Health::Online, status: Some(status.clone()), ..ServerState::default() };
+        online.last_ok_at = Some(Instant::from_millis(5_500));
+        online.last_poll_at = online.last_ok_at;
+        online.latency = Some(Duration::from_micros(20_700));
+        online.stalled.insert(ch(5), StallReason::ZeroFps);
+        let mut stale = online.clone();
+        stale.last_poll_at = Some(Instant::from_millis(9_000));
+        stale.error = Some(PollError::Connect { message: "é".repeat(200) });
+        stale.consecutive_failures = 1;
+        stale.maintenance = true;
+        let never = ServerState::default();
+        let drift = [(("s1", 1), false), (("s1", 6), true)].into_iter().collect();
+        for (i, state) in [online, stale, never].into_iter().enumerate() {
+            let config = ServerConfig { tags: vec!["t".into()], ..ServerConfig::new("s1", "10.0.0.1").with_port(81) };
+            let snap = ServerSnapshot { config: Arc::new(config), state };
+            let got = super::row(&snap, &drift, wall);
+            let v = ServerView::new(&snap, Instant::from_millis(10_000), wall);
+            assert_eq!(got.health, v.state.health, "case {i}");
+            assert_eq!(got.flags, u8::from(v.state.poll.maintenance) | u8::from(v.state.poll.stale) << 1, "case {i}");
+            assert_eq!(got.cpu, v.state.cpu_avg.map(|x| x.round() as i64), "case {i}");
+            assert_eq!(got.latency_ms, v.state.poll.latency_ms, "case {i}");
+            assert_eq!(got.ok_at, v.state.poll.last_ok_at.map(|t| t.floor() as i64), "case {i}");
+            let want_error = v.state.poll.error.as_ref().map(|e| {
+                let cut = (0..=ERROR_MAX).rev().find(|&c| e.is_char_boundary(c)).unwrap();
+                if e.len() > ERROR_MAX {
+                    format!("{}…", &e[..cut])
+                } else {
+                    e.clone()
+                }
+            });
+            assert_eq!(got.error, want_error, "case {i}");
+            let json = got.json();
+            assert_eq!(json[0], "s1");
+            assert_eq!(json[2], "10.0.0.1:81");
+            assert_eq!(json[3], serde_json::json!(["t"]));
+        }
+        let snap = ServerSnapshot {
+            config: Arc::new(ServerConfig::new("s1", "h")),
+            state: ServerState {
+                status: Some(status),
+                stalled: [(ch(5), StallReason::ZeroFps)].into(),
+                ..ServerState::default()
+            },
+        };
+        assert_eq!(super::row(&snap, &drift, wall).channels, "rISUZD");
     }
 }
