@@ -109,9 +109,12 @@ pub use event::{Event, StallReason};
 pub use fleet::{ActionProgress, Fleet, FleetConfig, FleetSnapshot, ServerSnapshot};
 pub use ids::{ActionId, BatchId, ChannelId, RequestId, ServerId};
 pub use model::{
-    Channel, ChannelState, ChannelStats, Health, PollError, ServerConfig, ServerState, Status, DEFAULT_PORT,
+    Channel, ChannelState, ChannelStats, Health, PollError, ServerConfig, ServerState, Status, StatusText, DEFAULT_PORT,
 };
-pub use parse::{parse_servers, parse_servers_file, parse_stats, parse_status, ConfigError, ServersFile, StatusError};
+pub use parse::{
+    parse_servers, parse_servers_file, parse_stats, parse_status, parse_status_like, ConfigError, ServersFile,
+    StatusError,
+};
 pub use poller::{Poller, PollerConfig, ReloadSummary};
 pub use reconcile::{Desired, Drift, Heal, HealPolicy, Healing, Reconciler, ReconcilerConfig, Scope, Scoped, Source};
 pub use time::Instant;

@@ -133,6 +133,153 @@ pub struct ChannelStats {
     pub kbps: f32,
 }
 
+/// A channel's status text. Up to [`StatusText::INLINE`] bytes are kept
+/// in the value itself (the usual `HH:MM:SS 25fps@2500Kbps` is 22 to 26),
+/// longer texts on the heap: a fleet holds one per channel, replaced at
+/// every poll, and an allocation each would cost more than the text.
+/// Reads as a `&str` (`Deref`), serializes as a string.
+#[derive(Clone)]
+pub struct StatusText(TextRepr);
+
+#[derive(Clone)]
+enum TextRepr {
+    Inline { len: u8, bytes: [u8; StatusText::INLINE] },
+    Heap(alloc::boxed::Box<str>),
+}
+
+impl StatusText {
+    /// The longest text kept inline, in bytes.
+    pub const INLINE: usize = 30;
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Always whole UTF-8: only ever copied from a `&str`.
+            TextRepr::Inline { len, bytes } => core::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default(),
+            TextRepr::Heap(s) => s,
+        }
+    }
+}
+
+impl Default for StatusText {
+    fn default() -> Self {
+        StatusText(TextRepr::Inline { len: 0, bytes: [0; StatusText::INLINE] })
+    }
+}
+
+impl From<&str> for StatusText {
+    fn from(s: &str) -> Self {
+        if s.len() <= StatusText::INLINE {
+            let mut bytes = [0; StatusText::INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            StatusText(TextRepr::Inline { len: s.len() as u8, bytes })
+        } else {
+            StatusText(TextRepr::Heap(s.into()))
+        }
+    }
+}
+
+impl From<String> for StatusText {
+    fn from(s: String) -> Self {
+        if s.len() <= StatusText::INLINE {
+            StatusText::from(s.as_str())
+        } else {
+            StatusText(TextRepr::Heap(s.into_boxed_str()))
+        }
+    }
+}
+
+impl From<StatusText> for String {
+    fn from(t: StatusText) -> Self {
+        match t.0 {
+            TextRepr::Heap(s) => s.into_string(),
+            TextRepr::Inline { .. } => String::from(t.as_str()),
+        }
+    }
+}
+
+impl core::ops::Deref for StatusText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for StatusText {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl core::borrow::Borrow<str> for StatusText {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for StatusText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for StatusText {}
+
+impl PartialEq<str> for StatusText {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for StatusText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl core::hash::Hash for StatusText {
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h);
+    }
+}
+
+impl fmt::Debug for StatusText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for StatusText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for StatusText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = StatusText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StatusText, E> {
+                Ok(StatusText::from(v))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<StatusText, E> {
+                Ok(StatusText::from(v))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 /// One channel of a server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Channel {
@@ -141,7 +288,7 @@ pub struct Channel {
     /// Current state.
     pub state: ChannelState,
     /// The raw status text, always kept.
-    pub status: String,
+    pub status: StatusText,
     /// Numbers parsed from `status`, when it matches the usual format.
     pub stats: Option<ChannelStats>,
     /// Fields this version does not know, kept as sent.
@@ -348,5 +495,42 @@ impl ServerState {
     /// Age of the last good status at `now`.
     pub fn status_age(&self, now: Instant) -> Option<Duration> {
         self.last_ok_at.map(|t| now.saturating_since(t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_status_text_is_inline_up_to_its_limit_and_reads_back_whole() {
+        assert_eq!(core::mem::size_of::<StatusText>(), 32);
+        let at_limit = "01:02:03 29.97fps@12000Kbps ab";
+        assert_eq!(at_limit.len(), StatusText::INLINE);
+        assert!(matches!(StatusText::from(at_limit).0, TextRepr::Inline { .. }));
+        let beyond = "01:02:03 29.97fps@12000Kbps abc";
+        assert!(matches!(StatusText::from(beyond).0, TextRepr::Heap(_)));
+        assert!(matches!(StatusText::from(String::from(beyond)).0, TextRepr::Heap(_)));
+        for s in ["", "é", at_limit, beyond, "ünïcödé ünïcödé ünïcödé ünï"] {
+            let t = StatusText::from(s);
+            assert_eq!(t.as_str(), s);
+            assert_eq!(t, s);
+            assert_eq!(String::from(t.clone()), s);
+            assert_eq!(serde_json::to_string(&t).unwrap(), serde_json::to_string(s).unwrap());
+            assert_eq!(serde_json::from_str::<StatusText>(&serde_json::to_string(s).unwrap()).unwrap(), t);
+        }
+        assert_eq!(StatusText::default(), "");
+    }
+
+    proptest! {
+        #[test]
+        fn a_status_text_says_what_it_was_given(s in ".{0,40}") {
+            let t = StatusText::from(s.as_str());
+            prop_assert_eq!(t.as_str(), s.as_str());
+            prop_assert_eq!(t.to_string(), s.clone());
+            prop_assert_eq!(StatusText::from(s.clone()), t);
+        }
     }
 }

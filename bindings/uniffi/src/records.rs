@@ -165,7 +165,7 @@ impl From<wire::ChannelView> for ChannelInfo {
         ChannelInfo {
             id: c.id,
             state: c.state,
-            status: c.status,
+            status: c.status.into(),
             uptime_s: c.uptime_s,
             fps: c.fps,
             kbps: c.kbps,

@@ -1,6 +1,8 @@
 //! Servers, channels and the fleet snapshot.
 
-use ipvtl_core::{Channel, FleetSnapshot, Health, Instant, ReloadSummary, ServerConfig, ServerSnapshot, ServerState};
+use ipvtl_core::{
+    Channel, FleetSnapshot, Health, Instant, ReloadSummary, ServerConfig, ServerSnapshot, ServerState, StatusText,
+};
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -44,7 +46,8 @@ pub struct ChannelView {
     /// `idle`, `running`, `stopping`, or an unknown state as the server sent it.
     pub state: String,
     /// The raw status text.
-    pub status: String,
+    #[schemars(with = "String")]
+    pub status: StatusText,
     /// Seconds running, parsed from the status text.
     pub uptime_s: Option<u64>,
     /// Frames per second, parsed from the status text.

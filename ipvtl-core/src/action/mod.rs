@@ -281,7 +281,7 @@ impl Action {
                 None
             }
             _ => {
-                let status = match classify(result, self.config.request_timeout) {
+                let status = match classify(result, self.config.request_timeout, None) {
                     Ok(status) => status,
                     Err(e) => {
                         if self.phase == Phase::Probe {

@@ -7,7 +7,7 @@ mod servers;
 mod status;
 
 pub use servers::{parse_servers, parse_servers_file, ConfigError, ServersFile};
-pub use status::{parse_stats, parse_status, StatusError};
+pub use status::{parse_stats, parse_status, parse_status_like, StatusError};
 
 use alloc::string::{String, ToString};
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{json_error, Position};
 use crate::ids::ChannelId;
-use crate::model::{Channel, ChannelState, ChannelStats, Status};
+use crate::model::{Channel, ChannelState, ChannelStats, Status, StatusText};
 
 /// Why a `/status` body could not be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,8 +61,18 @@ fn shape(message: impl Into<String>) -> StatusError {
 /// a shape error is reported only once the document is known to be JSON,
 /// `cpu`'s before `channels'`, each list's first in index order.
 pub fn parse_status(body: &[u8]) -> Result<Status, StatusError> {
+    parse_status_like(body, None)
+}
+
+/// [`parse_status`], with the lists sized for an answer shaped like
+/// `like` (the server's previous one): a server answers with the same
+/// number of cores and channels each time, so its lists are allocated
+/// once, at their size, instead of grown by doubling. Lists of another
+/// size are read as well, grown as needed and trimmed to their length.
+pub fn parse_status_like(body: &[u8], like: Option<&Status>) -> Result<Status, StatusError> {
+    let sizes = like.map_or((0, 0), |s| (s.cpu.len(), s.channels.len()));
     let mut de = serde_json::Deserializer::from_slice(body);
-    let read = TopDocument.deserialize(&mut de).and_then(|top| de.end().map(|()| top));
+    let read = TopDocument(sizes).deserialize(&mut de).and_then(|top| de.end().map(|()| top));
     match read {
         Ok(top) => top,
         Err(e) => {
@@ -173,8 +183,9 @@ fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     Ok(())
 }
 
-/// The body: an object with `cpu`, `channels` and anything else.
-struct Top;
+/// The body: an object with `cpu`, `channels` and anything else; the
+/// lists' expected lengths.
+struct Top((usize, usize));
 
 impl<'de> Shape<'de> for Top {
     type Out = Result<Status, StatusError>;
@@ -182,15 +193,16 @@ impl<'de> Shape<'de> for Top {
         let mut cpu = Ok(Vec::new());
         let mut channels = Ok(Vec::new());
         let mut extra = BTreeMap::new();
+        let (cpu_len, channels_len) = self.0;
         while let Some(key) = map.next_key_seed(KeySeed(&["cpu", "channels"]))? {
             match key {
                 Key::Known(0) => {
                     cpu = map
-                        .next_value_seed(Shaped(CpuList))?
+                        .next_value_seed(Shaped(CpuList(cpu_len)))?
                         .unwrap_or_else(|k| Err(shape(alloc::format!("\"cpu\" is {}, expected an array", k.name()))));
                 }
                 Key::Known(_) => {
-                    channels = map.next_value_seed(Shaped(ChannelList))?.unwrap_or_else(|k| {
+                    channels = map.next_value_seed(Shaped(ChannelList(channels_len)))?.unwrap_or_else(|k| {
                         Err(shape(alloc::format!("\"channels\" is {}, expected an array", k.name())))
                     });
                 }
@@ -204,12 +216,12 @@ impl<'de> Shape<'de> for Top {
 }
 
 /// [`Top`], with any other kind of document named in the error.
-struct TopDocument;
+struct TopDocument((usize, usize));
 
 impl<'de> DeserializeSeed<'de> for TopDocument {
     type Value = Result<Status, StatusError>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        let top = Shaped(Top).deserialize(d)?;
+        let top = Shaped(Top(self.0)).deserialize(d)?;
         Ok(top.unwrap_or_else(|k| Err(shape(alloc::format!("expected a JSON object, found {}", k.name())))))
     }
 }
@@ -241,8 +253,8 @@ impl Visitor<'_> for KeySeed {
 }
 
 /// `cpu`: null (none) or an array of numbers: the list, or the first bad
-/// item's message.
-struct CpuList;
+/// item's message; its expected length.
+struct CpuList(usize);
 
 impl<'de> Shape<'de> for CpuList {
     type Out = Result<Vec<f32>, StatusError>;
@@ -250,7 +262,7 @@ impl<'de> Shape<'de> for CpuList {
         Ok(Ok(Vec::new()))
     }
     fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Result<Self::Out, Kind>, A::Error> {
-        let mut cpu = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        let mut cpu = Vec::with_capacity(seq.size_hint().unwrap_or(self.0));
         let mut bad = None;
         let mut i = 0;
         while let Some(item) = seq.next_element_seed(Shaped(CpuValue))? {
@@ -263,6 +275,7 @@ impl<'de> Shape<'de> for CpuList {
             }
             i += 1;
         }
+        cpu.shrink_to_fit();
         Ok(Ok(bad.map_or(Ok(cpu), Err)))
     }
 }
@@ -279,8 +292,8 @@ impl Shape<'_> for CpuValue {
     }
 }
 
-/// `channels`: null (none) or an array of objects.
-struct ChannelList;
+/// `channels`: null (none) or an array of objects; its expected length.
+struct ChannelList(usize);
 
 impl<'de> Shape<'de> for ChannelList {
     type Out = Result<Vec<Channel>, StatusError>;
@@ -288,7 +301,7 @@ impl<'de> Shape<'de> for ChannelList {
         Ok(Ok(Vec::new()))
     }
     fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Result<Self::Out, Kind>, A::Error> {
-        let mut channels = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        let mut channels = Vec::with_capacity(seq.size_hint().unwrap_or(self.0));
         let mut bad = None;
         let mut index = 0;
         while let Some(item) = seq.next_element_seed(Shaped(ChannelObject { index }))? {
@@ -303,6 +316,7 @@ impl<'de> Shape<'de> for ChannelList {
             }
             index += 1;
         }
+        channels.shrink_to_fit();
         Ok(Ok(bad.map_or(Ok(channels), Err)))
     }
 }
@@ -321,20 +335,68 @@ impl<'de> Shape<'de> for ChannelObject {
         while let Some(key) = map.next_key_seed(KeySeed(&["state", "status"]))? {
             match key {
                 Key::Known(0) => state = Some(map.next_value_seed(StateText)?),
-                Key::Known(_) => status = Some(map.next_value_seed(Text)?),
+                Key::Known(_) => status = Some(map.next_value_seed(ChannelText)?),
                 Key::Other(name) => {
                     extra.insert(name, map.next_value::<Value>()?);
                 }
             }
         }
         let state = state.unwrap_or_else(|| ChannelState::Other(String::new()));
-        let status = match status {
-            Some(TextValue::Str(s)) => s,
-            None | Some(TextValue::Null) => String::new(),
-            Some(TextValue::Json(v)) => v.to_string(),
-        };
+        let status = status.unwrap_or_default();
         let stats = parse_stats(&status);
         Ok(Ok(Channel { id: ChannelId::from_index(self.index), state, status, stats, extra }))
+    }
+}
+
+/// `status`: read as [`Text`], except that a string is read straight into
+/// the [`StatusText`] (inline when short: no allocation).
+struct ChannelText;
+
+impl<'de> DeserializeSeed<'de> for ChannelText {
+    type Value = StatusText;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<StatusText, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl ChannelText {
+    fn of(text: TextValue) -> StatusText {
+        match text {
+            TextValue::Str(s) => StatusText::from(s),
+            TextValue::Null => StatusText::default(),
+            TextValue::Json(v) => StatusText::from(v.to_string()),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for ChannelText {
+    type Value = StatusText;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<StatusText, E> {
+        Ok(StatusText::from(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<StatusText, E> {
+        Text.visit_unit().map(Self::of)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<StatusText, E> {
+        Text.visit_bool(v).map(Self::of)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<StatusText, E> {
+        Text.visit_u64(v).map(Self::of)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<StatusText, E> {
+        Text.visit_i64(v).map(Self::of)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<StatusText, E> {
+        Text.visit_f64(v).map(Self::of)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<StatusText, A::Error> {
+        Text.visit_seq(seq).map(Self::of)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StatusText, A::Error> {
+        Text.visit_map(map).map(Self::of)
     }
 }
 
@@ -611,7 +673,7 @@ mod reference {
         Ok(Channel {
             id: ChannelId::from_index(index),
             state,
-            status,
+            status: status.into(),
             stats,
             extra: fields.into_iter().collect::<BTreeMap<_, _>>(),
         })
@@ -739,6 +801,19 @@ mod tests {
                 prop_assert_eq!(fast, super::general_stats(&text), "{}", text);
             }
             prop_assert_eq!(super::parse_stats(&text), super::general_stats(&text), "{}", text);
+        }
+
+        /// Sized after any previous answer, the parse says the same, and
+        /// its lists hold no room beyond their length.
+        #[test]
+        fn a_size_hint_changes_nothing_but_the_room(doc in document(), like in document()) {
+            let like = parse_status(like.as_bytes()).ok();
+            let got = super::parse_status_like(doc.as_bytes(), like.as_ref());
+            prop_assert_eq!(&got, &parse_status(doc.as_bytes()), "{}", doc);
+            if let Ok(st) = got {
+                prop_assert_eq!(st.cpu.capacity(), st.cpu.len());
+                prop_assert_eq!(st.channels.capacity(), st.channels.len());
+            }
         }
 
         /// ... and on damaged ones (a byte replaced, or the end cut off).

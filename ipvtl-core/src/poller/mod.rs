@@ -28,7 +28,7 @@ use core::time::Duration;
 use crate::event::Event;
 use crate::ids::{RequestId, ServerId};
 use crate::model::{Health, PollError, ServerConfig, ServerState, Status};
-use crate::parse::parse_status;
+use crate::parse::parse_status_like;
 use crate::time::Instant;
 use crate::transport::{Request, RequestKind, Response, Transmit, TransportError};
 use serde::{Deserialize, Serialize};
@@ -357,7 +357,8 @@ impl Poller {
     /// Feeds back the outcome of a poll. Unknown or late ids are ignored.
     pub fn handle_response(&mut self, id: RequestId, result: Result<Response, TransportError>, now: Instant) {
         let Some(flight) = self.in_flight.remove(&id) else { return };
-        let outcome = classify(result, self.config.timeout);
+        let like = self.servers.get(&flight.server).and_then(|e| e.state.status.as_deref());
+        let outcome = classify(result, self.config.timeout, like);
         self.finish(id, flight, outcome, now);
     }
 
@@ -709,12 +710,18 @@ impl Entry {
     }
 }
 
-/// Turns a transport outcome into a status or the reason there is none.
-pub fn classify(result: Result<Response, TransportError>, timeout: Duration) -> Result<Status, PollError> {
+/// Turns a transport outcome into a status or the reason there is none;
+/// `like` is the server's last status, if any, to size the lists by
+/// ([`parse_status_like`]).
+pub fn classify(
+    result: Result<Response, TransportError>,
+    timeout: Duration,
+    like: Option<&Status>,
+) -> Result<Status, PollError> {
     match result {
         Err(e) => Err(e.to_poll_error(timeout)),
         Ok(resp) if !resp.is_success() => Err(PollError::Http { code: resp.code }),
-        Ok(resp) => parse_status(&resp.body)
+        Ok(resp) => parse_status_like(&resp.body, like)
             .map_err(|e| PollError::Malformed { message: alloc::string::ToString::to_string(&e) }),
     }
 }

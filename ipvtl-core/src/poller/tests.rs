@@ -8,6 +8,7 @@ use super::*;
 use crate::event::StallReason;
 use crate::ids::ChannelId;
 use crate::model::{ChannelState, Health};
+use crate::parse::parse_status;
 
 fn t(ms: u64) -> Instant {
     Instant::from_millis(ms)
@@ -502,15 +503,16 @@ fn poll_errors_carry_details() {
         (connect(), PollError::Connect { message: "connection refused".into() }),
     ];
     for (result, expected) in table {
-        assert_eq!(classify(result.clone(), ms(300)).unwrap_err(), *expected);
+        assert_eq!(classify(result.clone(), ms(300), None).unwrap_err(), *expected);
     }
-    let Err(PollError::Malformed { message }) = classify(Ok(Response { code: 200, body: b"{".to_vec() }), ms(300))
+    let Err(PollError::Malformed { message }) =
+        classify(Ok(Response { code: 200, body: b"{".to_vec() }), ms(300), None)
     else {
         panic!("expected malformed")
     };
     assert!(message.contains("line 1 column 1"), "{message}");
     // Any 2xx with a good body is fine.
-    assert!(classify(Ok(Response { code: 204, body: b"{}".to_vec() }), ms(300)).is_ok());
+    assert!(classify(Ok(Response { code: 204, body: b"{}".to_vec() }), ms(300), None).is_ok());
 }
 
 #[test]

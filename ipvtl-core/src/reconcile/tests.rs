@@ -53,7 +53,7 @@ fn state(channels: &[Seen]) -> ServerState {
         status.channels.push(Channel {
             id: ChannelId::from_index(i),
             state: st,
-            status: String::new(),
+            status: Default::default(),
             stats,
             extra: BTreeMap::new(),
         });
