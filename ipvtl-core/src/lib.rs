@@ -109,7 +109,8 @@ pub use event::{Event, StallReason};
 pub use fleet::{ActionProgress, Fleet, FleetConfig, FleetSnapshot, ServerSnapshot};
 pub use ids::{ActionId, BatchId, ChannelId, RequestId, ServerId};
 pub use model::{
-    Channel, ChannelState, ChannelStats, Health, PollError, ServerConfig, ServerState, Status, StatusText, DEFAULT_PORT,
+    Channel, ChannelState, ChannelStats, Extra, Health, PollError, ServerConfig, ServerState, Status, StatusText,
+    DEFAULT_PORT,
 };
 pub use parse::{
     parse_servers, parse_servers_file, parse_stats, parse_status, parse_status_like, ConfigError, ServersFile,

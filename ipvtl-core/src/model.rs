@@ -292,8 +292,62 @@ pub struct Channel {
     /// Numbers parsed from `status`, when it matches the usual format.
     pub stats: Option<ChannelStats>,
     /// Fields this version does not know, kept as sent.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub extra: BTreeMap<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+/// A channel's fields this version does not know, kept as sent: reads as
+/// the map (`Deref`). Usually there are none, and then it holds no map
+/// (8 bytes instead of an empty map's 24, in every channel of a fleet).
+#[derive(Clone, Debug, Default)]
+#[allow(clippy::box_collection)] // the point: 8 bytes when there is no map
+pub struct Extra(Option<alloc::boxed::Box<BTreeMap<String, serde_json::Value>>>);
+
+/// What an [`Extra`] without fields reads as.
+static NO_FIELDS: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+
+impl Extra {
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|m| m.is_empty())
+    }
+
+    /// The fields, to change (made when there were none).
+    pub fn fields_mut(&mut self) -> &mut BTreeMap<String, serde_json::Value> {
+        self.0.get_or_insert_with(Default::default)
+    }
+}
+
+impl core::ops::Deref for Extra {
+    type Target = BTreeMap<String, serde_json::Value>;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_deref().unwrap_or(&NO_FIELDS)
+    }
+}
+
+/// Equal when the fields are: no map and an emptied one are the same.
+impl PartialEq for Extra {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl From<BTreeMap<String, serde_json::Value>> for Extra {
+    fn from(m: BTreeMap<String, serde_json::Value>) -> Self {
+        Extra((!m.is_empty()).then(|| alloc::boxed::Box::new(m)))
+    }
+}
+
+impl Serialize for Extra {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Extra {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BTreeMap::deserialize(d).map(Extra::from)
+    }
 }
 
 /// One `/status` answer.
@@ -522,6 +576,24 @@ mod tests {
             assert_eq!(serde_json::from_str::<StatusText>(&serde_json::to_string(s).unwrap()).unwrap(), t);
         }
         assert_eq!(StatusText::default(), "");
+    }
+
+    #[test]
+    fn a_channel_without_unknown_fields_holds_no_map() {
+        // 16 channels a server, 10 000 servers: each byte is 160 KB.
+        assert_eq!(core::mem::size_of::<Channel>(), 96);
+        let none = Extra::from(BTreeMap::new());
+        assert!(none.0.is_none() && none.is_empty() && none.keys().next().is_none());
+        let mut some = Extra::default();
+        some.fields_mut().insert("codec".into(), serde_json::json!("h264"));
+        assert!(!some.is_empty());
+        assert_eq!(some["codec"], "h264");
+        let json = serde_json::to_string(&some).unwrap();
+        assert_eq!(json, r#"{"codec":"h264"}"#);
+        assert_eq!(serde_json::from_str::<Extra>(&json).unwrap(), some);
+        assert_eq!(serde_json::from_str::<Extra>("{}").unwrap().0, None);
+        some.fields_mut().clear();
+        assert_eq!(some, none);
     }
 
     proptest! {

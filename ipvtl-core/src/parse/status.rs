@@ -344,7 +344,7 @@ impl<'de> Shape<'de> for ChannelObject {
         let state = state.unwrap_or_else(|| ChannelState::Other(String::new()));
         let status = status.unwrap_or_default();
         let stats = parse_stats(&status);
-        Ok(Ok(Channel { id: ChannelId::from_index(self.index), state, status, stats, extra }))
+        Ok(Ok(Channel { id: ChannelId::from_index(self.index), state, status, stats, extra: extra.into() }))
     }
 }
 
@@ -675,7 +675,7 @@ mod reference {
             state,
             status: status.into(),
             stats,
-            extra: fields.into_iter().collect::<BTreeMap<_, _>>(),
+            extra: fields.into_iter().collect::<BTreeMap<_, _>>().into(),
         })
     }
 

@@ -55,7 +55,7 @@ fn state(channels: &[Seen]) -> ServerState {
             state: st,
             status: Default::default(),
             stats,
-            extra: BTreeMap::new(),
+            extra: Default::default(),
         });
     }
     s.status = Some(alloc::sync::Arc::new(status));
