@@ -30,7 +30,7 @@ fn main() {
                 .iter()
                 .enumerate()
                 .map(|(i, id)| HistorySample {
-                    server_id: id.clone(),
+                    server_id: id.as_str().into(),
                     at,
                     cpu_avg: Some(((i as i64 + r) % 100) as f64),
                     running_channels: (i % 4) as u64,

@@ -166,11 +166,11 @@ impl History {
             let running = status.map_or(0, |st| st.count_in(&ChannelState::Running));
             let t = to_unix_ms(at);
             stored.push(HistorySample {
-                server_id: id.to_string(),
+                server_id: s.config.id.clone(),
                 at: i64::try_from(t / 1000).unwrap_or(i64::MAX),
                 cpu_avg: cpu_avg.map(round1),
                 running_channels: u64::try_from(running).unwrap_or(u64::MAX),
-                health: s.state.health.as_str().to_string(),
+                health: s.state.health.as_str().into(),
             });
             if !inner.series.contains_key(id) {
                 inner.series.insert(id.to_string(), Ring::new(at, t));

@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use ipvtl_client::core::ServerId;
+
 use super::{HistorySample, HistoryStep};
 
 /// The healths the history stores, by code (a row holds the index).
@@ -46,7 +48,7 @@ impl Delta {
 /// stored points.
 #[derive(Debug, Default)]
 pub struct HistoryBuckets {
-    servers: HashMap<String, Vec<Delta>>,
+    servers: HashMap<ServerId, Vec<Delta>>,
     /// The earliest end of a bucket held (none: nothing held).
     first_end: Option<i64>,
 }
@@ -125,7 +127,7 @@ impl HistoryBuckets {
         let mut taken = HistoryBuckets::default();
         if let Some(held) = self.servers.remove(id) {
             taken.first_end = held.iter().map(Delta::end).min();
-            taken.servers.insert(id.to_string(), held);
+            taken.servers.insert(ServerId::from(id), held);
         }
         taken
     }
@@ -166,7 +168,13 @@ mod tests {
     use super::*;
 
     fn sample(server: &str, at: i64, cpu: Option<f64>, running: u64, health: &str) -> HistorySample {
-        HistorySample { server_id: server.into(), at, cpu_avg: cpu, running_channels: running, health: health.into() }
+        HistorySample {
+            server_id: server.into(),
+            at,
+            cpu_avg: cpu,
+            running_channels: running,
+            health: health.to_owned().into(),
+        }
     }
 
     const BOTH: [HistoryStep; 2] = HistoryStep::ALL;

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use ipvtl_client::core::ServerId;
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -63,7 +64,7 @@ impl HistoryStep {
 #[derive(Clone, Debug, PartialEq)]
 pub struct HistorySample {
     /// The server.
-    pub server_id: String,
+    pub server_id: ServerId,
     /// When it was polled, Unix seconds.
     pub at: i64,
     /// Its cpu average, if it reported one.
@@ -71,7 +72,7 @@ pub struct HistorySample {
     /// Channels running.
     pub running_channels: u64,
     /// Its health (`online`, `offline`, ...).
-    pub health: String,
+    pub health: std::borrow::Cow<'static, str>,
 }
 
 /// One stored point, as the API serves it (wire vocabulary: times as Unix

@@ -115,7 +115,13 @@ pub async fn run(store: &Store) {
 }
 
 fn sample(server: &str, at: i64, cpu: Option<f64>, running: u64, health: &str) -> HistorySample {
-    HistorySample { server_id: server.into(), at, cpu_avg: cpu, running_channels: running, health: health.into() }
+    HistorySample {
+        server_id: server.into(),
+        at,
+        cpu_avg: cpu,
+        running_channels: running,
+        health: health.to_owned().into(),
+    }
 }
 
 /// Downsampled history: buckets per step, the mean cpu and the last
