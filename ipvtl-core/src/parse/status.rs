@@ -334,8 +334,8 @@ impl<'de> Shape<'de> for ChannelObject {
         let mut extra = BTreeMap::new();
         while let Some(key) = map.next_key_seed(KeySeed(&["state", "status"]))? {
             match key {
-                Key::Known(0) => state = Some(map.next_value_seed(StateText)?),
-                Key::Known(_) => status = Some(map.next_value_seed(ChannelText)?),
+                Key::Known(0) => state = Some(map.next_value_seed(STATE_TEXT)?),
+                Key::Known(_) => status = Some(map.next_value_seed(STATUS_TEXT)?),
                 Key::Other(name) => {
                     extra.insert(name, map.next_value::<Value>()?);
                 }
@@ -348,107 +348,79 @@ impl<'de> Shape<'de> for ChannelObject {
     }
 }
 
-/// `status`: read as [`Text`], except that a string is read straight into
-/// the [`StatusText`] (inline when short: no allocation).
-struct ChannelText;
+/// A field meant to be text, read into a `T`: a string straight through
+/// `from_str` (no `String` on the way), anything else as [`Text`] and
+/// then `from_text`. Every channel of every answer has two: its `state`
+/// ([`STATE_TEXT`]) and its `status` ([`STATUS_TEXT`]).
+struct TextInto<T> {
+    from_str: fn(&str) -> T,
+    from_text: fn(TextValue) -> T,
+}
 
-impl<'de> DeserializeSeed<'de> for ChannelText {
-    type Value = StatusText;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<StatusText, D::Error> {
+impl<T> Clone for TextInto<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for TextInto<T> {}
+
+/// `state`: a known state read without allocating its text.
+const STATE_TEXT: TextInto<ChannelState> = TextInto {
+    from_str: ChannelState::parse,
+    from_text: |text| match text {
+        TextValue::Str(s) => ChannelState::parse(&s),
+        TextValue::Null => ChannelState::Other(String::new()),
+        TextValue::Json(v) => ChannelState::Other(v.to_string()),
+    },
+};
+
+/// `status`: a string read straight into the [`StatusText`] (inline when
+/// short: no allocation).
+const STATUS_TEXT: TextInto<StatusText> = TextInto {
+    from_str: |s| StatusText::from(s),
+    from_text: |text| match text {
+        TextValue::Str(s) => StatusText::from(s),
+        TextValue::Null => StatusText::default(),
+        TextValue::Json(v) => StatusText::from(v.to_string()),
+    },
+};
+
+impl<'de, T> DeserializeSeed<'de> for TextInto<T> {
+    type Value = T;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl ChannelText {
-    fn of(text: TextValue) -> StatusText {
-        match text {
-            TextValue::Str(s) => StatusText::from(s),
-            TextValue::Null => StatusText::default(),
-            TextValue::Json(v) => StatusText::from(v.to_string()),
-        }
-    }
-}
-
-impl<'de> Visitor<'de> for ChannelText {
-    type Value = StatusText;
+impl<'de, T> Visitor<'de> for TextInto<T> {
+    type Value = T;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<StatusText, E> {
-        Ok(StatusText::from(v))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        Ok((self.from_str)(v))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<StatusText, E> {
-        Text.visit_unit().map(Self::of)
+    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+        Text.visit_unit().map(self.from_text)
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<StatusText, E> {
-        Text.visit_bool(v).map(Self::of)
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<T, E> {
+        Text.visit_bool(v).map(self.from_text)
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<StatusText, E> {
-        Text.visit_u64(v).map(Self::of)
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        Text.visit_u64(v).map(self.from_text)
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<StatusText, E> {
-        Text.visit_i64(v).map(Self::of)
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        Text.visit_i64(v).map(self.from_text)
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<StatusText, E> {
-        Text.visit_f64(v).map(Self::of)
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        Text.visit_f64(v).map(self.from_text)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<StatusText, A::Error> {
-        Text.visit_seq(seq).map(Self::of)
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
+        Text.visit_seq(seq).map(self.from_text)
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StatusText, A::Error> {
-        Text.visit_map(map).map(Self::of)
-    }
-}
-
-/// `state`: read as [`Text`], except that a known state is read without
-/// allocating its text (every channel of every answer has one).
-struct StateText;
-
-impl<'de> DeserializeSeed<'de> for StateText {
-    type Value = ChannelState;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ChannelState, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl StateText {
-    fn of(text: TextValue) -> ChannelState {
-        match text {
-            TextValue::Str(s) => ChannelState::parse(&s),
-            TextValue::Null => ChannelState::Other(String::new()),
-            TextValue::Json(v) => ChannelState::Other(v.to_string()),
-        }
-    }
-}
-
-impl<'de> Visitor<'de> for StateText {
-    type Value = ChannelState;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<ChannelState, E> {
-        Ok(ChannelState::parse(v))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<ChannelState, E> {
-        Text.visit_unit().map(Self::of)
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<ChannelState, E> {
-        Text.visit_bool(v).map(Self::of)
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<ChannelState, E> {
-        Text.visit_u64(v).map(Self::of)
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<ChannelState, E> {
-        Text.visit_i64(v).map(Self::of)
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<ChannelState, E> {
-        Text.visit_f64(v).map(Self::of)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ChannelState, A::Error> {
-        Text.visit_seq(seq).map(Self::of)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ChannelState, A::Error> {
-        Text.visit_map(map).map(Self::of)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        Text.visit_map(map).map(self.from_text)
     }
 }
 

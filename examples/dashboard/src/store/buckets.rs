@@ -167,15 +167,7 @@ impl HistoryBuckets {
 mod tests {
     use super::*;
 
-    fn sample(server: &str, at: i64, cpu: Option<f64>, running: u64, health: &str) -> HistorySample {
-        HistorySample {
-            server_id: server.into(),
-            at,
-            cpu_avg: cpu,
-            running_channels: running,
-            health: health.to_owned().into(),
-        }
-    }
+    use crate::store::suite::sample;
 
     const BOTH: [HistoryStep; 2] = HistoryStep::ALL;
 

@@ -114,7 +114,8 @@ pub async fn run(store: &Store) {
     alerts(store, &tag).await;
 }
 
-fn sample(server: &str, at: i64, cpu: Option<f64>, running: u64, health: &str) -> HistorySample {
+/// A history sample (also for the buckets' tests).
+pub(super) fn sample(server: &str, at: i64, cpu: Option<f64>, running: u64, health: &str) -> HistorySample {
     HistorySample {
         server_id: server.into(),
         at,
