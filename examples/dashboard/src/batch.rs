@@ -112,7 +112,11 @@ pub(crate) type StoredBatch = (u64, &'static str, f64, String);
 /// dashboard stopped, marked `interrupted`, to be written back; `None`
 /// for one that ended (or an entry that is not a batch).
 pub(crate) fn interrupted(json: &str) -> Option<StoredBatch> {
-    let mut v: Value = serde_json::from_str(json).ok()?;
+    mark_interrupted(&mut serde_json::from_str(json).ok()?)
+}
+
+/// [`interrupted`] on the parsed view, marked in place.
+fn mark_interrupted(v: &mut Value) -> Option<StoredBatch> {
     if v["state"] != "running" {
         return None;
     }
@@ -153,12 +157,9 @@ impl Batches {
     /// stopped is marked `interrupted` and returned, to be written back.
     pub fn restore(&self, json: &str, mine: bool) -> Option<StoredBatch> {
         // Another instance's batch (sharing the fleet) is its own business.
-        let cut = interrupted(json).filter(|_| mine);
-        let v: Value = match &cut {
-            Some((_, _, _, text)) => serde_json::from_str(text).ok()?,
-            None => serde_json::from_str(json).ok()?,
-        };
+        let mut v: Value = serde_json::from_str(json).ok()?;
         let id = v["batch_id"].as_u64()?;
+        let cut = if mine { mark_interrupted(&mut v) } else { None };
         self.lock().entry(id).or_insert(Slot::Kept(v));
         cut
     }

@@ -172,12 +172,16 @@ impl History {
                 running_channels: u64::try_from(running).unwrap_or(u64::MAX),
                 health: s.state.health.as_str().into(),
             });
-            if !inner.series.contains_key(id) {
-                inner.series.insert(id.to_string(), Ring::new(at, t));
-            }
-            if let Some(ring) = inner.series.get_mut(id) {
-                ring.last_poll = at;
-                ring.push(t, cpu_avg, running, s.state.health);
+            match inner.series.get_mut(id) {
+                Some(ring) => {
+                    ring.last_poll = at;
+                    ring.push(t, cpu_avg, running, s.state.health);
+                }
+                None => {
+                    let mut ring = Ring::new(at, t);
+                    ring.push(t, cpu_avg, running, s.state.health);
+                    inner.series.insert(id.to_string(), ring);
+                }
             }
         }
         (latencies, stored)
